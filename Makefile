@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: MIT
+# hpmem: top-level build. Each directory has its own Makefile; this one only
+# delegates and names the entry points the README documents.
+
+TOP	:= $(CURDIR)
+B	:= $(TOP)/build
+VERSION	:= $(shell cat $(TOP)/VERSION)
+export TOP B VERSION
+
+.PHONY: all lib kmod tools selftests examples test test-host vmtest demo \
+	bench bench-smoke install dkms-install deps clean
+
+all: lib tools kmod
+
+lib:
+	$(MAKE) -C lib
+
+# Module for every Debian kernel whose headers are installed (6.1 and 6.12).
+kmod:
+	$(MAKE) -C kmod
+
+tools: lib
+	$(MAKE) -C tools
+
+selftests: lib
+	$(MAKE) -C selftests
+
+examples: lib
+	$(MAKE) -C examples
+
+# Everything CI runs: host tests (plain and ASan/UBSan), the guest tests on
+# both kernels, and a smoke run of the benchmark.
+test:
+	scripts/deps.sh test
+	$(MAKE) all selftests examples
+	selftests/run.sh
+
+test-host: lib selftests
+	selftests/run.sh --host-only
+
+vmtest: kmod selftests
+	selftests/vm/run.sh
+
+# Main job: build everything, boot the guest, load the module, run the demo.
+demo:
+	scripts/deps.sh demo
+	$(MAKE) all selftests examples
+	selftests/vm/run.sh --demo
+
+bench:
+	scripts/deps.sh bench
+	$(MAKE) lib
+	$(MAKE) -C bench run
+
+bench-smoke: lib
+	$(MAKE) -C bench smoke
+
+install: lib tools
+	$(MAKE) -C lib install
+	$(MAKE) -C tools install
+
+dkms-install:
+	scripts/dkms-install.sh
+
+deps:
+	scripts/deps.sh all
+
+clean:
+	rm -rf $(B)
+	$(MAKE) -C kmod clean

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR MIT */
+/*
+ * hpmem: pinned 2 MiB pages per NUMA node, grouped into named regions and
+ * exposed through /dev/hpmem. This header is the only kernel/user contract.
+ */
+#ifndef _UAPI_LINUX_HPMEM_H
+#define _UAPI_LINUX_HPMEM_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define HPMEM_API_VERSION	1
+#define HPMEM_DEVICE_PATH	"/dev/hpmem"
+
+#define HPMEM_PAGE_SHIFT	21
+#define HPMEM_PAGE_SIZE		(1ULL << HPMEM_PAGE_SHIFT)
+
+/* Region names: at most HPMEM_NAME_MAX bytes including the terminating NUL. */
+#define HPMEM_NAME_MAX		32
+
+/**
+ * DOC: conventions
+ *
+ * Every argument struct starts with @argsz (the size userspace filled in,
+ * normally sizeof(struct)) and @flags. The kernel accepts a larger @argsz as
+ * long as the bytes it does not know are zero (copy_struct_from_user()), so a
+ * struct may grow at its end without a new command number. New behaviour gets
+ * a new flag bit and, where userspace must probe for it, a HPMEM_FEAT_* bit.
+ *
+ * Validation happens before any side effect; a failing command changes
+ * nothing.
+ *
+ * Errors, the same everywhere:
+ *
+ * - ENOTTY: unknown command.
+ * - EINVAL: @argsz below the command's minimum size, unknown bits in @flags,
+ *   a non-zero __reserved field, a name that is empty, or a mapping request
+ *   that is not MAP_SHARED, not page-aligned or not within the region.
+ * - E2BIG: @argsz larger than the kernel knows and the extra bytes not zero.
+ * - EFAULT: an argument or user pointer that cannot be read or written.
+ * - ENAMETOOLONG: a name without a NUL in its HPMEM_NAME_MAX bytes.
+ * - ENODEV: a node id that has no pool (offline, memoryless or out of range).
+ * - ENOENT: no region of that name (attach, destroy).
+ * - EEXIST: a region of that name exists already (create).
+ * - EBADFD: a region command on a file that has no region attached
+ *   (grow, segs, mmap).
+ * - EALREADY: create or attach on a file that already has a region.
+ * - EBUSY: destroy of a region that is still mapped; a pool shrink that
+ *   would need pages that are in use.
+ * - EPERM: pool resize without CAP_SYS_ADMIN; attach to a region created by
+ *   another user without CAP_SYS_ADMIN.
+ * - ENOMEM: the pool of the node has too few free pages, the kernel could not
+ *   supply a page, the global cap would be exceeded, or RLIMIT_MEMLOCK would
+ *   be exceeded (callers without CAP_IPC_LOCK).
+ * - ENOSPC: a region would exceed HPMEM_REGION_MAX_PAGES.
+ */
+
+#define HPMEM_TYPE		'h'
+#define HPMEM_CMD_BASE		0x80
+
+enum {
+	HPMEM_CMD_INFO = HPMEM_CMD_BASE,
+	HPMEM_CMD_NODE_INFO,
+	HPMEM_CMD_POOL_RESIZE,
+	HPMEM_CMD_REGION_CREATE,
+	HPMEM_CMD_REGION_ATTACH,
+	HPMEM_CMD_REGION_GROW,
+	HPMEM_CMD_REGION_SEGS,
+	HPMEM_CMD_REGION_DESTROY,
+};
+
+/* Feature bits reported by HPMEM_IOC_INFO. */
+#define HPMEM_FEAT_PERSISTENT	(1ULL << 0)	/* HPMEM_REGION_PERSISTENT */
+#define HPMEM_FEAT_PINNABLE	(1ULL << 1)	/* HPMEM_REGION_PINNABLE */
+#define HPMEM_FEAT_PMD_MAP	(1ULL << 2)	/* huge regions map with PMDs */
+
+/* Per-caller facts reported by HPMEM_IOC_INFO in @caller. */
+#define HPMEM_CALLER_ADDRS	(1U << 0)	/* phys/iova are not hidden */
+
+/* Upper bound on the pages of one region (offsets stay below 2^38). */
+#define HPMEM_REGION_MAX_PAGES	(1U << 17)
+
+/**
+ * struct hpmem_info - HPMEM_IOC_INFO: what this module offers
+ * @argsz: sizeof(struct hpmem_info)
+ * @flags: must be 0
+ * @api_version: out, HPMEM_API_VERSION of the module
+ * @page_shift: out, log2 of the page size (21)
+ * @features: out, HPMEM_FEAT_* bits
+ * @nr_node_ids: out, node ids are below this
+ * @name_max: out, HPMEM_NAME_MAX
+ * @node_mask: out, bit N set when node N has a pool (nodes 0..63)
+ * @max_pages: out, global cap on pages held by all pools together
+ * @caller: out, HPMEM_CALLER_* bits for the calling process
+ * @__reserved: out, zero
+ */
+struct hpmem_info {
+	__u32 argsz;
+	__u32 flags;
+	__u32 api_version;
+	__u32 page_shift;
+	__aligned_u64 features;
+	__u32 nr_node_ids;
+	__u32 name_max;
+	__aligned_u64 node_mask;
+	__aligned_u64 max_pages;
+	__u32 caller;
+	__u32 __reserved;
+};
+
+#define HPMEM_IOC_INFO		_IO(HPMEM_TYPE, HPMEM_CMD_INFO)
+
+/**
+ * struct hpmem_node_info - HPMEM_IOC_NODE_INFO: one node's pool counters
+ * @argsz: sizeof(struct hpmem_node_info)
+ * @flags: must be 0
+ * @node: in, the node id
+ * @__reserved: must be 0
+ * @total_pages: out, pages held by the pool (free + in use)
+ * @free_pages: out, pages not in any region
+ * @inuse_pages: out, pages in regions
+ * @mapped_pages: out, pages of regions that are mapped by at least one VMA
+ */
+struct hpmem_node_info {
+	__u32 argsz;
+	__u32 flags;
+	__u32 node;
+	__u32 __reserved;
+	__aligned_u64 total_pages;
+	__aligned_u64 free_pages;
+	__aligned_u64 inuse_pages;
+	__aligned_u64 mapped_pages;
+};
+
+#define HPMEM_IOC_NODE_INFO	_IO(HPMEM_TYPE, HPMEM_CMD_NODE_INFO)
+
+/**
+ * struct hpmem_pool_resize - HPMEM_IOC_POOL_RESIZE: set a node's pool size
+ * @argsz: sizeof(struct hpmem_pool_resize)
+ * @flags: must be 0
+ * @node: in, the node id
+ * @__reserved: must be 0
+ * @nr_pages: in, the pool's new total; out, the pool's total afterwards
+ *
+ * Growing allocates zeroed pages on @node only and fails with ENOMEM,
+ * freeing what it took, when the kernel cannot supply them all. Shrinking
+ * frees only free pages and fails with EBUSY when too few are free. Needs
+ * CAP_SYS_ADMIN; the same knob is writable in sysfs.
+ */
+struct hpmem_pool_resize {
+	__u32 argsz;
+	__u32 flags;
+	__u32 node;
+	__u32 __reserved;
+	__aligned_u64 nr_pages;
+};
+
+#define HPMEM_IOC_POOL_RESIZE	_IO(HPMEM_TYPE, HPMEM_CMD_POOL_RESIZE)
+
+/* Region flags, for HPMEM_IOC_REGION_CREATE, reported by ATTACH. */
+#define HPMEM_REGION_PERSISTENT	(1U << 0)	/* outlives its users */
+#define HPMEM_REGION_PINNABLE	(1U << 1)	/* 4 KiB refcounted PTEs, GUP works */
+
+/**
+ * struct hpmem_region_create - HPMEM_IOC_REGION_CREATE: new named region
+ * @argsz: sizeof(struct hpmem_region_create)
+ * @flags: HPMEM_REGION_* bits
+ * @name: NUL-terminated, non-empty
+ *
+ * Creates an empty region and attaches it to this file. A region without
+ * HPMEM_REGION_PERSISTENT goes away, with its name, when the last file
+ * attached to it is closed (a mapping holds its file open). A persistent
+ * region lives until HPMEM_IOC_REGION_DESTROY.
+ *
+ * A HPMEM_REGION_PINNABLE region is mapped with 4 KiB pages that
+ * get_user_pages() accepts (O_DIRECT, RDMA, VFIO); the default maps 2 MiB
+ * PMDs, which costs one fault per page but cannot be pinned by GUP.
+ */
+struct hpmem_region_create {
+	__u32 argsz;
+	__u32 flags;
+	char name[HPMEM_NAME_MAX];
+};
+
+#define HPMEM_IOC_REGION_CREATE	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_CREATE)
+
+/**
+ * struct hpmem_region_attach - HPMEM_IOC_REGION_ATTACH: attach by name
+ * @argsz: sizeof(struct hpmem_region_attach)
+ * @flags: must be 0
+ * @name: NUL-terminated, non-empty
+ * @region_flags: out, the HPMEM_REGION_* flags it was created with
+ * @__reserved: out, zero
+ * @nr_pages: out, pages in the region now
+ */
+struct hpmem_region_attach {
+	__u32 argsz;
+	__u32 flags;
+	char name[HPMEM_NAME_MAX];
+	__u32 region_flags;
+	__u32 __reserved;
+	__aligned_u64 nr_pages;
+};
+
+#define HPMEM_IOC_REGION_ATTACH	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_ATTACH)
+
+/**
+ * struct hpmem_region_grow - HPMEM_IOC_REGION_GROW: add pages of one node
+ * @argsz: sizeof(struct hpmem_region_grow)
+ * @flags: must be 0
+ * @node: in, the node the pages come from
+ * @__reserved: must be 0
+ * @nr_pages: in, pages to add (> 0)
+ * @offset: out, mmap offset of the first added page
+ *
+ * The pages are taken from @node's pool, all or none, and appended to the
+ * region at consecutive offsets in ascending physical address order, so
+ * physically contiguous pages get consecutive offsets.
+ */
+struct hpmem_region_grow {
+	__u32 argsz;
+	__u32 flags;
+	__u32 node;
+	__u32 __reserved;
+	__aligned_u64 nr_pages;
+	__aligned_u64 offset;
+};
+
+#define HPMEM_IOC_REGION_GROW	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_GROW)
+
+/**
+ * struct hpmem_seg - one page of a region
+ * @offset: mmap offset of the page
+ * @phys: physical address, 0 when hidden from the caller
+ * @iova: address a device uses for DMA to the page (no IOMMU: @phys),
+ *        0 when hidden from the caller
+ * @node: NUMA node of the page
+ * @__reserved: zero
+ */
+struct hpmem_seg {
+	__aligned_u64 offset;
+	__aligned_u64 phys;
+	__aligned_u64 iova;
+	__u32 node;
+	__u32 __reserved;
+};
+
+/**
+ * struct hpmem_region_segs - HPMEM_IOC_REGION_SEGS: the segment table
+ * @argsz: sizeof(struct hpmem_region_segs)
+ * @flags: must be 0
+ * @nr_segs: in, entries @segs has room for; out, pages in the region
+ * @__reserved: must be 0 (a later flag will name a device here to get
+ *              that device's IOVAs)
+ * @segs: in, user pointer to an array of struct hpmem_seg
+ *
+ * Fills min(in @nr_segs, pages) entries, in ascending physical address
+ * order. Call with @nr_segs = 0 to learn the count. Physical addresses and
+ * IOVAs are 0 unless the caller has CAP_SYS_ADMIN or the administrator
+ * set the module parameter phys_unprivileged (HPMEM_CALLER_ADDRS).
+ */
+struct hpmem_region_segs {
+	__u32 argsz;
+	__u32 flags;
+	__u32 nr_segs;
+	__u32 __reserved;
+	__aligned_u64 segs;
+};
+
+#define HPMEM_IOC_REGION_SEGS	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_SEGS)
+
+/**
+ * struct hpmem_region_destroy - HPMEM_IOC_REGION_DESTROY: remove by name
+ * @argsz: sizeof(struct hpmem_region_destroy)
+ * @flags: must be 0
+ * @name: NUL-terminated, non-empty
+ *
+ * Fails with EBUSY, changing nothing, while any process has the region
+ * mapped. Otherwise the name is gone at once (it can be created again) and
+ * the pages return to their pools when the last attached file is closed.
+ * Same permission rule as attach.
+ */
+struct hpmem_region_destroy {
+	__u32 argsz;
+	__u32 flags;
+	char name[HPMEM_NAME_MAX];
+};
+
+#define HPMEM_IOC_REGION_DESTROY _IO(HPMEM_TYPE, HPMEM_CMD_REGION_DESTROY)
+
+#endif /* _UAPI_LINUX_HPMEM_H */
