@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* Umbrella header: every public libhpmem header. */
+#ifndef HPMEM_HPMEM_H
+#define HPMEM_HPMEM_H
+
+#include <hpmem/common.h>
+#include <hpmem/init.h>
+#include <hpmem/memseg.h>
+#include <hpmem/thread.h>
+#include <hpmem/malloc.h>
+#include <hpmem/memzone.h>
+#include <hpmem/ring.h>
+#include <hpmem/mempool.h>
+#include <hpmem/mbuf.h>
+
+#endif /* HPMEM_HPMEM_H */

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/* Library initialisation: options, process type, backend, IOVA mode. */
+#ifndef HPMEM_INIT_H
+#define HPMEM_INIT_H
+
+#include <stdint.h>
+
+#include <hpmem/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A primary creates the region and its shared configuration; a secondary
+ * attaches to the region of a live primary by name and maps it at the same
+ * virtual address. AUTO becomes primary unless a live primary already owns
+ * the name.
+ */
+enum hpm_proc_type { HPM_PROC_AUTO = 0, HPM_PROC_PRIMARY, HPM_PROC_SECONDARY };
+
+/*
+ * Where the memory comes from. AUTO picks kmod when /dev/hpmem answers,
+ * else hugetlbfs when a mount has enough free hugepages, else anon (shared
+ * memory in /dev/shm, IOVA = VA), and logs its choice at info level.
+ */
+enum hpm_backend {
+	HPM_BACKEND_AUTO = 0,
+	HPM_BACKEND_KMOD,
+	HPM_BACKEND_HUGETLBFS,
+	HPM_BACKEND_ANON,
+};
+
+/*
+ * PA: IOVAs are physical addresses (needs a backend that can see them:
+ * kmod with HPMEM_CALLER_ADDRS, hugetlbfs with readable PFNs in pagemap).
+ * VA: IOVAs are the virtual addresses. AUTO: PA when available, else VA.
+ * A secondary always uses the primary's mode.
+ */
+enum hpm_iova_mode { HPM_IOVA_AUTO = 0, HPM_IOVA_PA, HPM_IOVA_VA };
+
+struct hpm_init_opts {
+	const char *region;              /* region name; NULL -> "hpmem" */
+	enum hpm_proc_type proc_type;
+	enum hpm_backend backend;
+	enum hpm_iova_mode iova_mode;
+	uint64_t socket_mem[HPM_MAX_NODES]; /* MiB per node; all 0 -> 64 MiB on node 0 */
+	unsigned int max_memzones;       /* 0 -> 2560 */
+	const char *huge_dir;            /* hugetlbfs mount; NULL -> found in /proc/mounts */
+	uintptr_t base_addr;             /* 0 -> library default */
+	int log_level;                   /* 0 -> warnings and errors */
+};
+
+/* Region names: 1..HPM_NAME_SIZE-1 bytes of [A-Za-z0-9._-]. */
+#define HPM_REGION_DEFAULT	"hpmem"
+#define HPM_SOCKET_MEM_DEFAULT	64	/* MiB on node 0 when none is asked */
+#define HPM_MEMZONES_DEFAULT	2560
+/* Environment variable hpm_init() parses on top of the caller's options. */
+#define HPM_OPTS_ENV		"HPMEM_OPTS"
+
+/* Zeroes @o: every field then means "library default". */
+void hpm_init_opts_default(struct hpm_init_opts *o);
+
+/*
+ * EAL-like options, each as "--opt value" or "--opt=value":
+ *   --region NAME  --socket-mem MiB[,MiB...]  --proc-type auto|primary|secondary
+ *   --backend auto|kmod|hugetlbfs|anon  --iova-mode auto|pa|va  --huge-dir DIR
+ *   --base-virtaddr ADDR  --max-memzones N  --log-level 1..4|err|warn|info|debug
+ * argv[0] is the program name and is skipped. Parsing stops at the first
+ * argument that is not one of these options, or after "--" (consumed).
+ * Returns the number of arguments consumed after argv[0] (the caller's own
+ * arguments start at argv[1 + ret]) or -EINVAL on an unknown option or bad
+ * value, with @o unchanged. String values point into argv.
+ */
+int hpm_parse_args(struct hpm_init_opts *o, int argc, char **argv);
+
+/*
+ * Same options in one whitespace-separated string (no program name); every
+ * word must be an option or its value. Strings are copied and stay valid
+ * for the life of the process. Returns 0 or -EINVAL (@o unchanged).
+ */
+int hpm_parse_string(struct hpm_init_opts *o, const char *s);
+
+/*
+ * Maps the region and sets up the shared configuration, the heaps and the
+ * memzone table (primary) or attaches to them (secondary). @o NULL means
+ * defaults; the environment variable HPMEM_OPTS is parsed on top.
+ * Returns 0 or -errno:
+ *   -EALREADY   already initialised in this process
+ *   -EINVAL     bad option (region name, sizes, base address alignment)
+ *   -EEXIST     explicit primary, but a live primary owns the region name
+ *   -ENOENT     secondary, but no live primary owns the region name
+ *   -EPROTO     secondary, but the region's layout version differs from ours
+ *   -EADDRINUSE the base address range is taken in this process
+ *   -EPERM      PA IOVA mode asked, but physical addresses are hidden
+ *   -ENODEV     the backend is unusable (no device, no mount, no node)
+ *   -ENOMEM     not enough pages
+ *   -ETIMEDOUT  secondary: the primary did not finish its initialisation
+ */
+int hpm_init(const struct hpm_init_opts *o);
+
+/*
+ * Unmaps the region. The primary also removes the region's name (kmod: the
+ * region goes away with its last user; hugetlbfs/anon: the file is
+ * unlinked); secondaries keep their mappings until their own cleanup.
+ * Releases every thread slot this process holds. Returns 0, or -ENODEV when
+ * the library is not initialised. hpm_init() may be called again afterwards.
+ */
+int hpm_cleanup(void);
+
+/* After hpm_init(): what this process became; AUTO / 0 before. */
+enum hpm_proc_type hpm_proc_type(void);
+enum hpm_backend hpm_backend(void);
+const char *hpm_backend_name(enum hpm_backend b);
+enum hpm_iova_mode hpm_iova_mode(void);
+int hpm_socket_count(void);       /* nodes that have memory in this region */
+int hpm_socket_id(void);          /* node of the calling CPU */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HPMEM_INIT_H */

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/* Where a region's pages come from: kmod, hugetlbfs or anon (shm). */
+#ifndef HPM_BACKEND_H
+#define HPM_BACKEND_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hpmem/init.h>
+#include <hpmem/memseg.h>
+
+#include "internal.h"
+
+/*
+ * One page of the region as the backend knows it. @iova is HPM_BAD_IOVA
+ * when the backend cannot see physical addresses (then IOVA = VA).
+ */
+struct hpm_be_seg {
+	uint64_t offset;
+	uint64_t iova;
+	int node;
+};
+
+struct hpm_be;
+
+enum hpm_map_how {
+	HPM_MAP_HINT,		/* @addr is a hint (NULL: anywhere) */
+	HPM_MAP_NOREPLACE,	/* exactly @addr; -EADDRINUSE when taken */
+	HPM_MAP_REPLACE,	/* exactly @addr, over our own mapping there */
+};
+
+/*
+ * A region is a file-like object whose pages have offsets; it is mapped
+ * once, whole, at base + offset. All calls return 0 or -errno and log why.
+ */
+struct hpm_be_ops {
+	enum hpm_backend type;
+	const char *name;
+	/* Could this backend serve @bytes per node? For backend auto. */
+	int (*probe)(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES]);
+	/*
+	 * Primary: create the region with @bytes[n] (rounded up to whole
+	 * pages) on node n, in node order (offset 0 is on the first node that
+	 * has pages). Sets page_sz, page_shift, size. -EEXIST when a live
+	 * primary owns the name; stale leftovers are removed first.
+	 */
+	int (*create)(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES]);
+	/* Secondary: open the existing region; sets be->size (maybe 0 yet). */
+	int (*attach)(struct hpm_be *be);
+	/* Map [off, off + len) of the region at @addr, as @how says. */
+	int (*map)(struct hpm_be *be, void *addr, size_t len, uint64_t off,
+		   enum hpm_map_how how, void **out);
+	/*
+	 * Primary, after map at @base: fill @segs (room for @n, n = size/page)
+	 * in offset order; may sort, may read /proc/self/pagemap.
+	 */
+	int (*segs)(struct hpm_be *be, void *base, struct hpm_be_seg *segs, size_t n);
+	/* Close what create/attach opened (the region may live on). */
+	void (*detach)(struct hpm_be *be);
+	/* Primary: remove the region's name; called before detach. */
+	void (*destroy)(struct hpm_be *be);
+};
+
+struct hpm_be {
+	const struct hpm_be_ops *ops;
+	const struct hpm_init_opts *opts;	/* during init only */
+	char name[HPM_NAME_SIZE];
+	int fd;
+	uint64_t page_sz;
+	unsigned int page_shift;
+	uint64_t size;			/* bytes in the region */
+	bool primary;
+	/*
+	 * Physical addresses visible (kmod: HPMEM_CALLER_ADDRS; hugetlbfs:
+	 * pagemap has PFNs). Known after create (kmod) or segs (hugetlbfs).
+	 */
+	bool addrs;
+	uint64_t node_bytes[HPM_MAX_NODES];	/* primary: as created */
+	char path[PATH_MAX];
+};
+
+extern const struct hpm_be_ops hpm_be_kmod_ops;
+extern const struct hpm_be_ops hpm_be_hugetlbfs_ops;
+extern const struct hpm_be_ops hpm_be_anon_ops;
+
+/*
+ * Shared by the file backends (backend_file.c): a file whose flock the
+ * primary holds for its lifetime, so a file left by a dead primary is told
+ * apart from a live one and replaced.
+ */
+int hpm_be_file_create(struct hpm_be *be, const char *path);
+int hpm_be_file_attach(struct hpm_be *be, const char *path);
+/* Remove every hpmem-* file in @dir whose primary is dead; returns how many. */
+int hpm_be_file_sweep(struct hpm_be *be, const char *dir);
+int hpm_be_file_map(struct hpm_be *be, void *addr, size_t len, uint64_t off,
+		    enum hpm_map_how how, void **out, int extra_flags);
+void hpm_be_file_detach(struct hpm_be *be);
+void hpm_be_file_destroy(struct hpm_be *be);
+/*
+ * Allocate [off, off + len) of be->fd on @node (fallocate under a
+ * temporary thread memory policy; @strict: MPOL_BIND, else PREFERRED).
+ */
+int hpm_be_file_alloc_node(struct hpm_be *be, uint64_t off, uint64_t len,
+			   int node, bool strict);
+/* mmap() as @how says; 0 or -errno (-EADDRINUSE: NOREPLACE and taken). */
+int hpm_mmap_how(void *addr, size_t len, int prot, int flags, int fd,
+		 off_t off, enum hpm_map_how how, void **out);
+
+/* NUMA syscalls without libnuma (the guest tests link statically). */
+long hpm_sys_set_mempolicy(int mode, const unsigned long *mask, unsigned long maxnode);
+long hpm_sys_get_mempolicy(int *mode, unsigned long *mask, unsigned long maxnode,
+			   void *addr, unsigned long flags);
+
+#endif /* HPM_BACKEND_H */

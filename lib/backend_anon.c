@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/*
+ * anon: a /dev/shm file per region (what shm_open() would open, by path so
+ * the file helpers can lock and unlink it), 2 MiB logical pages, IOVA = VA.
+ * Works on any machine; node placement is a preference, not a promise.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+
+#define ANON_DIR	"/dev/shm"
+#define ANON_SHIFT	21
+
+static void anon_path(struct hpm_be *be, char *buf, size_t len)
+{
+	snprintf(buf, len, ANON_DIR "/hpmem-%s", be->name);
+}
+
+static void anon_geometry(struct hpm_be *be)
+{
+	be->page_shift = ANON_SHIFT;
+	be->page_sz = 1ULL << ANON_SHIFT;
+}
+
+static int anon_probe(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
+{
+	(void)be;
+	(void)bytes;
+	return access(ANON_DIR, W_OK) ? -errno : 0;
+}
+
+static int anon_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
+{
+	char path[PATH_MAX];
+	uint64_t off = 0;
+	int ret;
+
+	anon_geometry(be);
+	anon_path(be, path, sizeof(path));
+	/*
+	 * Files of dead primaries hold RAM (they were fallocated) until
+	 * someone removes them; a new primary does, whatever their names.
+	 */
+	hpm_be_file_sweep(be, ANON_DIR);
+	ret = hpm_be_file_create(be, path);
+	if (ret)
+		return ret;
+	for (int n = 0; n < HPM_MAX_NODES; n++)
+		be->node_bytes[n] = HPM_ALIGN_UP(bytes[n], be->page_sz);
+	for (int n = 0; n < HPM_MAX_NODES; n++)
+		off += be->node_bytes[n];
+	be->size = off;
+	if (ftruncate(be->fd, (off_t)be->size)) {
+		ret = -errno;
+		goto fail;
+	}
+	off = 0;
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
+		if (!be->node_bytes[n])
+			continue;
+		ret = hpm_be_file_alloc_node(be, off, be->node_bytes[n], n, false);
+		if (ret)
+			goto fail;
+		off += be->node_bytes[n];
+	}
+	return 0;
+fail:
+	hpm_be_file_destroy(be);
+	hpm_be_file_detach(be);
+	return ret;
+}
+
+static int anon_attach(struct hpm_be *be)
+{
+	char path[PATH_MAX];
+
+	anon_geometry(be);
+	anon_path(be, path, sizeof(path));
+	return hpm_be_file_attach(be, path);
+}
+
+static int anon_map(struct hpm_be *be, void *addr, size_t len, uint64_t off,
+		    enum hpm_map_how how, void **out)
+{
+	return hpm_be_file_map(be, addr, len, off, how, out, 0);
+}
+
+static int anon_segs(struct hpm_be *be, void *base, struct hpm_be_seg *segs, size_t n)
+{
+	uint64_t off = 0;
+	size_t i = 0;
+
+	(void)base;
+	for (int node = 0; node < HPM_MAX_NODES; node++) {
+		for (uint64_t b = 0; b < be->node_bytes[node]; b += be->page_sz) {
+			if (i == n)
+				return -EINVAL;
+			segs[i].offset = off;
+			segs[i].iova = HPM_BAD_IOVA;
+			segs[i].node = node;
+			off += be->page_sz;
+			i++;
+		}
+	}
+	be->addrs = false;
+	return i == n ? 0 : -EINVAL;
+}
+
+const struct hpm_be_ops hpm_be_anon_ops = {
+	.type = HPM_BACKEND_ANON,
+	.name = "anon",
+	.probe = anon_probe,
+	.create = anon_create,
+	.attach = anon_attach,
+	.map = anon_map,
+	.segs = anon_segs,
+	.detach = hpm_be_file_detach,
+	.destroy = hpm_be_file_destroy,
+};

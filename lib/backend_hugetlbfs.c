@@ -1,0 +1,278 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hugetlbfs: a file <mount>/hpmem-<region> of 2 MiB or 1 GiB pages (the
+ * mount's page size), each node's range allocated on that node; physical
+ * addresses from /proc/self/pagemap when it shows PFNs (CAP_SYS_ADMIN).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <mntent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "backend.h"
+
+#define HUGETLBFS_MAGIC_	0x958458f6
+#define MPOL_F_NODE_		(1 << 0)
+#define MPOL_F_ADDR_		(1 << 1)
+#define PM_PRESENT		(1ULL << 63)
+#define PM_PFN_MASK		((1ULL << 55) - 1)
+
+/* Page size of a hugetlbfs mount, 0 when @dir is not one. */
+static uint64_t mount_page_size(const char *dir)
+{
+	struct statfs sfs;
+
+	if (statfs(dir, &sfs) || (unsigned long)sfs.f_type != HUGETLBFS_MAGIC_)
+		return 0;
+	return (uint64_t)sfs.f_bsize;
+}
+
+static long free_pages(uint64_t page_sz)
+{
+	char path[96];
+	long n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+		 (unsigned long long)(page_sz >> 10));
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = -1;
+	fclose(f);
+	return n;
+}
+
+static uint64_t pages_needed(const uint64_t bytes[HPM_MAX_NODES], uint64_t page_sz)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < HPM_MAX_NODES; i++)
+		n += HPM_ALIGN_UP(bytes[i], page_sz) / page_sz;
+	return n;
+}
+
+/*
+ * Which mount: --huge-dir, else for a primary the first hugetlbfs mount
+ * with enough free pages, for a secondary the first that holds the file.
+ * @bytes NULL: secondary.
+ */
+static int find_dir(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
+		    char *dir, size_t len)
+{
+	const char *want = be->opts ? be->opts->huge_dir : NULL;
+	struct mntent *m;
+	int ret = -ENODEV;
+	FILE *f;
+
+	if (want) {
+		be->page_sz = mount_page_size(want);
+		if (!be->page_sz) {
+			hpm_log(HPM_LOG_ERR, "hugetlbfs: %s is not a hugetlbfs mount", want);
+			return -ENODEV;
+		}
+		snprintf(dir, len, "%s", want);
+		return 0;
+	}
+	f = setmntent("/proc/mounts", "re");
+	if (!f)
+		return -errno;
+	while ((m = getmntent(f))) {
+		char path[PATH_MAX];
+		uint64_t psz;
+
+		if (strcmp(m->mnt_type, "hugetlbfs"))
+			continue;
+		psz = mount_page_size(m->mnt_dir);
+		if (!psz)
+			continue;
+		if (bytes) {
+			long nfree = free_pages(psz);
+
+			if (nfree < 0 || (uint64_t)nfree < pages_needed(bytes, psz)) {
+				ret = -ENOMEM;
+				continue;
+			}
+		} else {
+			snprintf(path, sizeof(path), "%s/hpmem-%s", m->mnt_dir, be->name);
+			if (access(path, F_OK)) {
+				ret = -ENOENT;
+				continue;
+			}
+		}
+		be->page_sz = psz;
+		snprintf(dir, len, "%s", m->mnt_dir);
+		ret = 0;
+		break;
+	}
+	endmntent(f);
+	if (ret == -ENODEV)
+		hpm_log(HPM_LOG_ERR, "hugetlbfs: no hugetlbfs mount (mount one, or --huge-dir)");
+	else if (ret == -ENOMEM)
+		hpm_log(HPM_LOG_ERR, "hugetlbfs: no mount has enough free hugepages");
+	else if (ret == -ENOENT)
+		hpm_log(HPM_LOG_ERR, "hugetlbfs: no region '%s' in any hugetlbfs mount",
+			be->name);
+	return ret;
+}
+
+static void set_geometry(struct hpm_be *be)
+{
+	be->page_shift = (unsigned int)__builtin_ctzll(be->page_sz);
+}
+
+static int huge_probe(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
+{
+	char dir[PATH_MAX];
+
+	return find_dir(be, bytes, dir, sizeof(dir));
+}
+
+static int huge_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
+{
+	char dir[PATH_MAX], path[PATH_MAX + HPM_NAME_SIZE + 8];
+	uint64_t off = 0;
+	long nfree;
+	int ret;
+
+	ret = find_dir(be, bytes, dir, sizeof(dir));
+	if (ret)
+		return ret;
+	set_geometry(be);
+	if (be->page_sz != (2ULL << 20) && be->page_sz != (1ULL << 30)) {
+		hpm_log(HPM_LOG_ERR, "hugetlbfs: %s has %llu KiB pages; 2 MiB or 1 GiB needed",
+			dir, (unsigned long long)(be->page_sz >> 10));
+		return -EINVAL;
+	}
+	snprintf(path, sizeof(path), "%s/hpmem-%s", dir, be->name);
+	/* First: it removes a dead primary's file, whose pages count as used. */
+	ret = hpm_be_file_create(be, path);
+	if (ret)
+		return ret;
+	nfree = free_pages(be->page_sz);
+	/* Crashed primaries of other regions may hold the pages we need. */
+	if (nfree >= 0 && (uint64_t)nfree < pages_needed(bytes, be->page_sz) &&
+	    hpm_be_file_sweep(be, dir) > 0)
+		nfree = free_pages(be->page_sz);
+	if (nfree >= 0 && (uint64_t)nfree < pages_needed(bytes, be->page_sz)) {
+		hpm_log(HPM_LOG_ERR, "hugetlbfs: %llu pages of %llu KiB needed, %ld free",
+			(unsigned long long)pages_needed(bytes, be->page_sz),
+			(unsigned long long)(be->page_sz >> 10), nfree);
+		ret = -ENOMEM;
+		goto fail;
+	}
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
+		be->node_bytes[n] = HPM_ALIGN_UP(bytes[n], be->page_sz);
+		off += be->node_bytes[n];
+	}
+	be->size = off;
+	if (ftruncate(be->fd, (off_t)be->size)) {
+		ret = -errno;
+		hpm_log(HPM_LOG_ERR, "hugetlbfs: cannot size %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	off = 0;
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
+		if (!be->node_bytes[n])
+			continue;
+		/* Strict: a page on the wrong node would lie in the memseg table. */
+		ret = hpm_be_file_alloc_node(be, off, be->node_bytes[n], n, true);
+		if (ret)
+			goto fail;
+		off += be->node_bytes[n];
+	}
+	return 0;
+fail:
+	hpm_be_file_destroy(be);
+	hpm_be_file_detach(be);
+	return ret;
+}
+
+static int huge_attach(struct hpm_be *be)
+{
+	char dir[PATH_MAX], path[PATH_MAX + HPM_NAME_SIZE + 8];
+	int ret;
+
+	ret = find_dir(be, NULL, dir, sizeof(dir));
+	if (ret)
+		return ret;
+	set_geometry(be);
+	snprintf(path, sizeof(path), "%s/hpmem-%s", dir, be->name);
+	return hpm_be_file_attach(be, path);
+}
+
+static int huge_map(struct hpm_be *be, void *addr, size_t len, uint64_t off,
+		    enum hpm_map_how how, void **out)
+{
+	/* The primary's pages exist already (fallocate); populate maps them. */
+	return hpm_be_file_map(be, addr, len, off, how, out,
+			       be->primary ? MAP_POPULATE : 0);
+}
+
+static int huge_segs(struct hpm_be *be, void *base, struct hpm_be_seg *segs, size_t n)
+{
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t off = 0;
+	size_t i = 0;
+	bool addrs = pm >= 0;
+
+	for (int want = 0; want < HPM_MAX_NODES; want++) {
+		for (uint64_t b = 0; b < be->node_bytes[want]; b += be->page_sz, i++) {
+			char *va = (char *)base + off;
+			uint64_t ent = 0;
+			int node = -1;
+
+			if (i == n)
+				goto bad;
+			/* Touch: the page must be present for pagemap and getmempolicy. */
+			*(volatile char *)va;
+			if (hpm_sys_get_mempolicy(&node, NULL, 0, va, MPOL_F_NODE_ | MPOL_F_ADDR_))
+				node = want;
+			if (node != want) {
+				hpm_log(HPM_LOG_ERR, "hugetlbfs: page at offset %llu is on node %d, "
+					"not %d", (unsigned long long)off, node, want);
+				if (pm >= 0)
+					close(pm);
+				return -ENOMEM;
+			}
+			if (addrs && (pread(pm, &ent, sizeof(ent),
+					    (off_t)((uintptr_t)va / 4096 * sizeof(ent))) != sizeof(ent) ||
+				      !(ent & PM_PRESENT) || !(ent & PM_PFN_MASK)))
+				addrs = false;	/* PFNs hidden without CAP_SYS_ADMIN */
+			segs[i].offset = off;
+			segs[i].iova = (ent & PM_PFN_MASK) * 4096;
+			segs[i].node = node;
+			off += be->page_sz;
+		}
+	}
+	if (pm >= 0)
+		close(pm);
+	if (i != n)
+		return -EINVAL;
+	be->addrs = addrs;
+	if (!addrs)
+		for (i = 0; i < n; i++)
+			segs[i].iova = HPM_BAD_IOVA;
+	return 0;
+bad:
+	if (pm >= 0)
+		close(pm);
+	return -EINVAL;
+}
+
+const struct hpm_be_ops hpm_be_hugetlbfs_ops = {
+	.type = HPM_BACKEND_HUGETLBFS,
+	.name = "hugetlbfs",
+	.probe = huge_probe,
+	.create = huge_create,
+	.attach = huge_attach,
+	.map = huge_map,
+	.segs = huge_segs,
+	.detach = hpm_be_file_detach,
+	.destroy = hpm_be_file_destroy,
+};

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/* The shared configuration: the first bytes of every region. */
+#ifndef HPM_CONFIG_H
+#define HPM_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <hpmem/init.h>
+#include <hpmem/memseg.h>
+#include <hpmem/thread.h>
+
+#include "internal.h"
+#include "malloc_heap.h"
+
+/* "HPMEMCFG": a region that does not start with it is not ours. */
+#define HPM_CFG_MAGIC		0x4746434d454d5048ULL
+/*
+ * Bump on any change to struct hpm_config or to anything it embeds
+ * (heaps, memsegs, thread slots). The struct sizes are checked as well,
+ * so a forgotten bump is still caught when a size changes.
+ */
+#define HPM_CFG_LAYOUT_VERSION	1
+
+/* A thread slot's owner: pid << 32 | tid, 0 when free. */
+struct hpm_thread_slot {
+	_Atomic uint64_t owner;
+};
+
+/*
+ * Lives at offset 0 of the region, mapped at cfg->base in every process,
+ * so pointers into the region (memsegs, heaps, memzone_tbl) are valid
+ * everywhere. Fields up to @cfg_size never move: a secondary reads them
+ * before it knows whether the rest matches its own layout.
+ */
+struct hpm_config {
+	_Atomic uint64_t magic;		/* HPM_CFG_MAGIC, written last */
+	uint32_t layout_version;	/* HPM_CFG_LAYOUT_VERSION */
+	uint32_t cfg_size;		/* sizeof(struct hpm_config) */
+	uint32_t memseg_size;		/* sizeof(struct hpm_memseg) */
+	uint32_t heap_size;		/* sizeof(struct hpm_heap) */
+	/*
+	 * Set to 1 by the primary once everything below is in place; release
+	 * store in init.c pairs with the secondary's acquire load.
+	 */
+	atomic_uint ready;
+	int32_t primary_pid;
+	uint64_t base;			/* VA of offset 0 in every process */
+	uint64_t size;			/* bytes of the region, all mapped */
+	uint64_t cfg_len;		/* bytes used by this struct + memsegs */
+
+	uint32_t backend;		/* enum hpm_backend */
+	uint32_t iova_mode;		/* enum hpm_iova_mode, resolved */
+	uint64_t page_sz;
+	uint32_t page_shift;
+	uint32_t nr_memsegs;
+	uint32_t socket_mask;		/* bit n: node n has pages here */
+	uint32_t max_memzones;
+	uint32_t flags;			/* HPM_CFG_F_* */
+	uint32_t pad0;
+	char region[HPM_NAME_SIZE];
+
+	/* Owned by memzone.c: set by hpm_memzone_setup() in the primary. */
+	void *memzone_tbl;
+
+	struct hpm_thread_slot threads[HPM_MAX_THREADS] __hpm_cache_aligned;
+
+	struct hpm_heap heaps[HPM_MAX_NODES] __hpm_cache_aligned;
+
+	/*
+	 * nr_memsegs entries in VA order, then nr_memsegs region offsets
+	 * (hpm_config_offsets()): page i is at base + i * page_sz and maps
+	 * region offset offsets[i]. Offsets equal i * page_sz unless
+	 * HPM_CFG_F_REMAPPED.
+	 */
+	struct hpm_memseg memsegs[] __hpm_cache_aligned;
+};
+
+/*
+ * Pages are not mapped in region order: the primary put physically
+ * contiguous hugetlbfs pages at contiguous VAs, and secondaries map page
+ * by page from the offset table.
+ */
+#define HPM_CFG_F_REMAPPED	(1U << 0)
+
+static inline uint64_t *hpm_config_offsets(struct hpm_config *c)
+{
+	return (uint64_t *)&c->memsegs[c->nr_memsegs];
+}
+
+/* This process's view of the region; NULL until hpm_init() succeeds. */
+extern struct hpm_config *hpm_cfg;
+
+static inline struct hpm_config *hpm_config(void)
+{
+	return hpm_cfg;
+}
+
+/* Bytes of config + @nr_memsegs memsegs and offsets, rounded up to 4 KiB. */
+size_t hpm_config_len(uint32_t nr_memsegs);
+/* Primary: write layout fields, then the magic (release). */
+void hpm_config_init_header(struct hpm_config *c);
+/*
+ * Secondary: 0 when @c matches this library's layout, -EAGAIN when the
+ * primary has not written it yet, -EPROTO (logged) when it differs.
+ */
+int hpm_config_check(struct hpm_config *c);
+
+#endif /* HPM_CONFIG_H */

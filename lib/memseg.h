@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Private memseg helpers: building the table, IOVA-contiguity checks. */
+#ifndef HPM_MEMSEG_PRIV_H
+#define HPM_MEMSEG_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hpmem/memseg.h>
+
+#include "backend.h"
+#include "config.h"
+
+/*
+ * True when [va, va + len) lies in the region and its IOVAs are contiguous
+ * (so one DMA descriptor can cover it). len 0 is contiguous when va is ours.
+ */
+bool hpm_memseg_iova_contig(const void *va, size_t len);
+
+/* Region order: what a linear mapping at base gives. */
+void hpm_memseg_sort_by_offset(struct hpm_be_seg *segs, size_t n);
+/*
+ * From region order (as sorted above) to physical order within each node,
+ * leaving the first @keep pages (the config) in place, so physically
+ * contiguous pages can be mapped at contiguous VAs. True when any page
+ * moved.
+ */
+bool hpm_memseg_sort_by_iova(struct hpm_be_seg *segs, size_t n, size_t keep);
+
+/*
+ * Primary: fill cfg->memsegs and the offset table; @segs[i] is the page
+ * mapped at base + i * page_sz. Sets HPM_CFG_F_REMAPPED when that is not
+ * region order. @pa: take IOVAs from @segs, else IOVA = VA.
+ * 0 or -EINVAL (offset out of range, config pages moved, or PA asked with
+ * unknown addresses).
+ */
+int hpm_memseg_table_fill(struct hpm_config *cfg, const struct hpm_be_seg *segs,
+			  size_t n, bool pa);
+
+#endif /* HPM_MEMSEG_PRIV_H */
