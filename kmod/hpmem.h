@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* hpmem.ko internals shared by its files: pools, regions, mmap, sysfs. */
+#ifndef HPMEM_PRIV_H
+#define HPMEM_PRIV_H
+
+#include <linux/bits.h>
+#include <linux/fs.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/uidgid.h>
+#include <linux/xarray.h>
+#include <linux/io.h>
+#include <uapi/linux/hpmem.h>
+
+/* One hpmem page is an order-9 compound page: 512 pages of 4 KiB. */
+#define HPMEM_ORDER		(HPMEM_PAGE_SHIFT - PAGE_SHIFT)
+#define HPMEM_SUBPAGES		BIT(HPMEM_ORDER)
+
+/*
+ * hpmem_lock protects the region table, every region's page set and
+ * counters, and every pool's free list and counters. It nests inside
+ * mmap_lock (VMA open/close take it), so nothing that holds it may fault on
+ * user memory or take an mmap_lock: user copies and RLIMIT_MEMLOCK
+ * accounting happen outside it. The fault path takes no lock at all: a
+ * region's pages only grow while it is mapped, and xa_load() is RCU-safe.
+ */
+extern struct mutex hpmem_lock;
+
+/**
+ * struct hpmem_pool - the 2 MiB pages hpmem holds on one node
+ * @node: the node id
+ * @free: zeroed pages in no region, linked by page->lru, ascending pfn
+ * @total: pages held (free + in use)
+ * @nr_free: pages on @free
+ * @inuse: pages in regions
+ * @mapped: pages of regions that at least one VMA maps
+ * @kobj: the node's sysfs directory
+ */
+struct hpmem_pool {
+	int node;
+	struct list_head free;
+	unsigned long total;
+	unsigned long nr_free;
+	unsigned long inuse;
+	unsigned long mapped;
+	struct kobject *kobj;
+};
+
+/**
+ * struct hpmem_region - a named set of pages
+ * @link: in the region table while @linked
+ * @name: NUL-terminated
+ * @flags: HPMEM_REGION_*
+ * @uid: effective uid of the creator; attach/destroy by others need
+ *       CAP_SYS_ADMIN
+ * @linked: findable by name (until destroyed, or until its last user goes
+ *          if it is not persistent)
+ * @users: files attached to it (a mapping holds its file)
+ * @maps: VMAs mapping it
+ * @nr_pages: pages in it, at offsets 0 .. @nr_pages - 1
+ * @node_pages: pages in it per node, nr_node_ids entries
+ * @pages: page index -> struct page * (head of the compound page)
+ * @charges: struct hpmem_charge, what RLIMIT_MEMLOCK accounting to undo
+ */
+struct hpmem_region {
+	struct list_head link;
+	char name[HPMEM_NAME_MAX];
+	u32 flags;
+	kuid_t uid;
+	bool linked;
+	unsigned int users;
+	unsigned int maps;
+	unsigned long nr_pages;
+	unsigned long *node_pages;
+	struct xarray pages;
+	struct list_head charges;
+};
+
+/* pool.c */
+int hpmem_pool_init(void);
+void hpmem_pool_exit(void);
+struct hpmem_pool *hpmem_pool_get(unsigned int node);
+u64 hpmem_pool_node_mask(void);
+unsigned long hpmem_pool_max_pages(void);
+int hpmem_pool_resize(unsigned int node, u64 target, u64 *total);
+int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
+		    struct list_head *pages);
+void hpmem_pool_give(struct list_head *pages);
+void hpmem_pool_forget(struct page *page);
+void hpmem_page_zero(struct page *page);
+
+/* region.c */
+int hpmem_region_create(struct file *file, const char *name, u32 flags);
+int hpmem_region_attach(struct file *file, const char *name, u32 *flags,
+			u64 *nr_pages);
+int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
+		      u64 *offset);
+int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
+		      u32 *nr_segs);
+int hpmem_region_destroy(const char *name);
+void hpmem_region_release(struct file *file);
+void hpmem_region_map_get(struct hpmem_region *region);
+void hpmem_region_map_put(struct hpmem_region *region);
+struct page *hpmem_region_page(struct hpmem_region *region, pgoff_t index);
+ssize_t hpmem_regions_show(char *buf);
+void hpmem_region_exit(void);
+bool hpmem_caller_sees_addrs(struct hpmem_region *region);
+
+/* mmap.c */
+int hpmem_mmap_init(void);
+void hpmem_mmap_exit(void);
+void hpmem_mmap_open(struct file *file);
+int hpmem_mmap(struct file *file, struct vm_area_struct *vma);
+unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
+				      unsigned long len, unsigned long pgoff,
+				      unsigned long flags);
+
+/* ioctl.c */
+long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+
+/* sysfs.c */
+extern const struct attribute_group *hpmem_dev_groups[];
+int hpmem_sysfs_init(struct device *dev);
+void hpmem_sysfs_exit(void);
+
+/*
+ * The address a device uses to reach @page. Without an IOMMU that is the
+ * physical address; this is the one place to change when per-device IOVAs
+ * (dma_map_page() for a named device) arrive.
+ */
+static inline u64 hpmem_page_iova(struct page *page)
+{
+	return page_to_phys(page);
+}
+
+#endif /* HPMEM_PRIV_H */

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The ioctl dispatcher: one table entry per command with the struct size it
+ * needs at least, copy_struct_from_user() for sizes that differ, and every
+ * argument check before any side effect (see DOC: conventions in the UAPI).
+ */
+#include <linux/build_bug.h>
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/nodemask.h>
+#include <linux/slab.h>
+#include <linux/stddef.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "hpmem.h"
+#include "compat.h"
+
+/* Pins the layout userspace compiled against. */
+#define HPMEM_CHECK_FIELD(type, field, off) \
+	BUILD_BUG_ON(offsetof(struct type, field) != (off))
+
+static inline void hpmem_check_abi(void)
+{
+	BUILD_BUG_ON(sizeof(struct hpmem_info) != 56);
+	HPMEM_CHECK_FIELD(hpmem_info, api_version, 8);
+	HPMEM_CHECK_FIELD(hpmem_info, features, 16);
+	HPMEM_CHECK_FIELD(hpmem_info, nr_node_ids, 24);
+	HPMEM_CHECK_FIELD(hpmem_info, node_mask, 32);
+	HPMEM_CHECK_FIELD(hpmem_info, max_pages, 40);
+	HPMEM_CHECK_FIELD(hpmem_info, caller, 48);
+	HPMEM_CHECK_FIELD(hpmem_info, __reserved, 52);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_node_info) != 48);
+	HPMEM_CHECK_FIELD(hpmem_node_info, node, 8);
+	HPMEM_CHECK_FIELD(hpmem_node_info, __reserved, 12);
+	HPMEM_CHECK_FIELD(hpmem_node_info, total_pages, 16);
+	HPMEM_CHECK_FIELD(hpmem_node_info, mapped_pages, 40);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_pool_resize) != 24);
+	HPMEM_CHECK_FIELD(hpmem_pool_resize, node, 8);
+	HPMEM_CHECK_FIELD(hpmem_pool_resize, nr_pages, 16);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_create) != 40);
+	HPMEM_CHECK_FIELD(hpmem_region_create, name, 8);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_attach) != 56);
+	HPMEM_CHECK_FIELD(hpmem_region_attach, name, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_attach, region_flags, 40);
+	HPMEM_CHECK_FIELD(hpmem_region_attach, nr_pages, 48);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_grow) != 32);
+	HPMEM_CHECK_FIELD(hpmem_region_grow, node, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_grow, nr_pages, 16);
+	HPMEM_CHECK_FIELD(hpmem_region_grow, offset, 24);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_seg) != 32);
+	HPMEM_CHECK_FIELD(hpmem_seg, phys, 8);
+	HPMEM_CHECK_FIELD(hpmem_seg, iova, 16);
+	HPMEM_CHECK_FIELD(hpmem_seg, node, 24);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_segs) != 24);
+	HPMEM_CHECK_FIELD(hpmem_region_segs, nr_segs, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_segs, segs, 16);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_destroy) != 40);
+	HPMEM_CHECK_FIELD(hpmem_region_destroy, name, 8);
+}
+
+/* A name must be non-empty and NUL-terminated within HPMEM_NAME_MAX. */
+static int hpmem_name_check(const char *name)
+{
+	if (!name[0])
+		return -EINVAL;
+	if (strnlen(name, HPMEM_NAME_MAX) == HPMEM_NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int hpmem_cmd_info(struct file *file, void *arg)
+{
+	struct hpmem_info *info = arg;
+
+	if (info->flags)
+		return -EINVAL;
+	info->api_version = HPMEM_API_VERSION;
+	info->page_shift = HPMEM_PAGE_SHIFT;
+	info->features = HPMEM_FEAT_PERSISTENT | HPMEM_FEAT_PINNABLE;
+	if (HPMEM_HAVE_PMD_MAP)
+		info->features |= HPMEM_FEAT_PMD_MAP;
+	info->nr_node_ids = nr_node_ids;
+	info->name_max = HPMEM_NAME_MAX;
+	info->node_mask = hpmem_pool_node_mask();
+	info->max_pages = hpmem_pool_max_pages();
+	info->caller = hpmem_caller_sees_addrs(NULL) ? HPMEM_CALLER_ADDRS : 0;
+	info->__reserved = 0;
+	return 0;
+}
+
+static int hpmem_cmd_node_info(struct file *file, void *arg)
+{
+	struct hpmem_node_info *ni = arg;
+	struct hpmem_pool *pool;
+
+	if (ni->flags || ni->__reserved)
+		return -EINVAL;
+	pool = hpmem_pool_get(ni->node);
+	if (!pool)
+		return -ENODEV;
+	mutex_lock(&hpmem_lock);
+	ni->total_pages = pool->total;
+	ni->free_pages = pool->nr_free;
+	ni->inuse_pages = pool->inuse;
+	ni->mapped_pages = pool->mapped;
+	mutex_unlock(&hpmem_lock);
+	return 0;
+}
+
+static int hpmem_cmd_pool_resize(struct file *file, void *arg)
+{
+	struct hpmem_pool_resize *pr = arg;
+
+	if (pr->flags || pr->__reserved)
+		return -EINVAL;
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	return hpmem_pool_resize(pr->node, pr->nr_pages, &pr->nr_pages);
+}
+
+static int hpmem_cmd_region_create(struct file *file, void *arg)
+{
+	struct hpmem_region_create *rc = arg;
+	int ret;
+
+	if (rc->flags & ~(HPMEM_REGION_PERSISTENT | HPMEM_REGION_PINNABLE))
+		return -EINVAL;
+	ret = hpmem_name_check(rc->name);
+	if (ret)
+		return ret;
+	return hpmem_region_create(file, rc->name, rc->flags);
+}
+
+static int hpmem_cmd_region_attach(struct file *file, void *arg)
+{
+	struct hpmem_region_attach *ra = arg;
+	int ret;
+
+	if (ra->flags)
+		return -EINVAL;
+	ret = hpmem_name_check(ra->name);
+	if (ret)
+		return ret;
+	ra->__reserved = 0;
+	return hpmem_region_attach(file, ra->name, &ra->region_flags,
+				   &ra->nr_pages);
+}
+
+static int hpmem_cmd_region_grow(struct file *file, void *arg)
+{
+	struct hpmem_region_grow *rg = arg;
+
+	if (rg->flags || rg->__reserved || !rg->nr_pages)
+		return -EINVAL;
+	return hpmem_region_grow(file, rg->node, rg->nr_pages, &rg->offset);
+}
+
+static int hpmem_cmd_region_segs(struct file *file, void *arg)
+{
+	struct hpmem_region_segs *rs = arg;
+	struct hpmem_seg __user *useg = u64_to_user_ptr(rs->segs);
+	struct hpmem_seg *segs = NULL;
+	u32 nr, fill;
+	int ret;
+
+	if (rs->flags || rs->__reserved)
+		return -EINVAL;
+	ret = hpmem_region_segs(file, rs->nr_segs, &segs, &nr);
+	if (ret)
+		return ret;
+	fill = min(rs->nr_segs, nr);
+	if (fill && copy_to_user(useg, segs, array_size(fill, sizeof(*segs))))
+		ret = -EFAULT;
+	kvfree(segs);
+	rs->nr_segs = nr;
+	return ret;
+}
+
+static int hpmem_cmd_region_destroy(struct file *file, void *arg)
+{
+	struct hpmem_region_destroy *rd = arg;
+	int ret;
+
+	if (rd->flags)
+		return -EINVAL;
+	ret = hpmem_name_check(rd->name);
+	if (ret)
+		return ret;
+	return hpmem_region_destroy(rd->name);
+}
+
+union hpmem_ioctl_buf {
+	struct hpmem_info info;
+	struct hpmem_node_info node_info;
+	struct hpmem_pool_resize pool_resize;
+	struct hpmem_region_create region_create;
+	struct hpmem_region_attach region_attach;
+	struct hpmem_region_grow region_grow;
+	struct hpmem_region_segs region_segs;
+	struct hpmem_region_destroy region_destroy;
+};
+
+/**
+ * struct hpmem_ioctl_op - one command
+ * @size: the struct the kernel knows, copied back out when @out
+ * @min_size: smallest @argsz accepted (the first version's struct)
+ * @ioctl_num: the full command number
+ * @out: the command has output fields
+ * @execute: runs the command on the kernel copy of the argument
+ */
+struct hpmem_ioctl_op {
+	unsigned int size;
+	unsigned int min_size;
+	unsigned int ioctl_num;
+	bool out;
+	int (*execute)(struct file *file, void *arg);
+};
+
+/* Indexed by command number; each entry repeats the number to match it. */
+static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
+	[HPMEM_CMD_INFO - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_info),
+		.min_size = offsetofend(struct hpmem_info, __reserved),
+		.ioctl_num = HPMEM_IOC_INFO,
+		.out = true,
+		.execute = hpmem_cmd_info,
+	},
+	[HPMEM_CMD_NODE_INFO - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_node_info),
+		.min_size = offsetofend(struct hpmem_node_info, mapped_pages),
+		.ioctl_num = HPMEM_IOC_NODE_INFO,
+		.out = true,
+		.execute = hpmem_cmd_node_info,
+	},
+	[HPMEM_CMD_POOL_RESIZE - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_pool_resize),
+		.min_size = offsetofend(struct hpmem_pool_resize, nr_pages),
+		.ioctl_num = HPMEM_IOC_POOL_RESIZE,
+		.out = true,
+		.execute = hpmem_cmd_pool_resize,
+	},
+	[HPMEM_CMD_REGION_CREATE - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_create),
+		.min_size = offsetofend(struct hpmem_region_create, name),
+		.ioctl_num = HPMEM_IOC_REGION_CREATE,
+		.out = false,
+		.execute = hpmem_cmd_region_create,
+	},
+	[HPMEM_CMD_REGION_ATTACH - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_attach),
+		.min_size = offsetofend(struct hpmem_region_attach, nr_pages),
+		.ioctl_num = HPMEM_IOC_REGION_ATTACH,
+		.out = true,
+		.execute = hpmem_cmd_region_attach,
+	},
+	[HPMEM_CMD_REGION_GROW - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_grow),
+		.min_size = offsetofend(struct hpmem_region_grow, offset),
+		.ioctl_num = HPMEM_IOC_REGION_GROW,
+		.out = true,
+		.execute = hpmem_cmd_region_grow,
+	},
+	[HPMEM_CMD_REGION_SEGS - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_segs),
+		.min_size = offsetofend(struct hpmem_region_segs, segs),
+		.ioctl_num = HPMEM_IOC_REGION_SEGS,
+		.out = true,
+		.execute = hpmem_cmd_region_segs,
+	},
+	[HPMEM_CMD_REGION_DESTROY - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_destroy),
+		.min_size = offsetofend(struct hpmem_region_destroy, name),
+		.ioctl_num = HPMEM_IOC_REGION_DESTROY,
+		.out = false,
+		.execute = hpmem_cmd_region_destroy,
+	},
+};
+
+long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+	const struct hpmem_ioctl_op *op;
+	union hpmem_ioctl_buf buf;
+	unsigned int nr = _IOC_NR(cmd);
+	u32 argsz;
+	int ret;
+
+	hpmem_check_abi();	/* compile time only */
+
+	if (nr < HPMEM_CMD_BASE || nr - HPMEM_CMD_BASE >= ARRAY_SIZE(hpmem_ioctl_ops))
+		return -ENOTTY;
+	op = &hpmem_ioctl_ops[nr - HPMEM_CMD_BASE];
+	if (op->ioctl_num != cmd)
+		return -ENOTTY;
+
+	if (get_user(argsz, (u32 __user *)uarg))
+		return -EFAULT;
+	if (argsz < op->min_size)
+		return -EINVAL;
+	/* Larger than we know: fine if the rest is zero (E2BIG if not). */
+	ret = copy_struct_from_user(&buf, op->size, uarg, argsz);
+	if (ret)
+		return ret;
+
+	/*
+	 * Prove the argument writable by writing back what was read, so that
+	 * a read-only argument fails before a grow or resize happens rather
+	 * than after (a failing command changes nothing).
+	 */
+	if (op->out && copy_to_user(uarg, &buf, min_t(u32, argsz, op->size)))
+		return -EFAULT;
+
+	ret = op->execute(file, &buf);
+	if (ret || !op->out)
+		return ret;
+	if (copy_to_user(uarg, &buf, min_t(u32, argsz, op->size)))
+		return -EFAULT;
+	return 0;
+}

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Mapping regions: 2 MiB PFN PMDs for default regions, refcounted 4 KiB
+ * pages that get_user_pages() accepts for pinnable ones.
+ */
+#include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/huge_mm.h>
+#include <linux/mman.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/pseudo_fs.h>
+#include <linux/slab.h>
+
+#include "hpmem.h"
+#include "compat.h"
+
+#define HPMEM_FS_MAGIC	0x68706d65	/* "hpme" */
+
+/*
+ * Every open file's f_mapping points at this inode: its S_DAX flag is what
+ * makes 6.1 offer our VM_PFNMAP VMAs to ->huge_fault() (vma_is_dax()), as
+ * device-dax does, and all openers share one address_space.
+ */
+static struct vfsmount *hpmem_mnt;
+static struct inode *hpmem_inode;
+
+static int hpmem_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, HPMEM_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/* No .owner: the module's own mount must not pin the module. */
+static struct file_system_type hpmem_fs_type = {
+	.name		= "hpmem",
+	.init_fs_context = hpmem_fs_init_fs_context,
+	.kill_sb	= kill_anon_super,
+};
+
+int hpmem_mmap_init(void)
+{
+	BUILD_BUG_ON(PMD_SHIFT != HPMEM_PAGE_SHIFT);
+
+	hpmem_mnt = kern_mount(&hpmem_fs_type);
+	if (IS_ERR(hpmem_mnt))
+		return PTR_ERR(hpmem_mnt);
+	hpmem_inode = alloc_anon_inode(hpmem_mnt->mnt_sb);
+	if (IS_ERR(hpmem_inode)) {
+		kern_unmount(hpmem_mnt);
+		return PTR_ERR(hpmem_inode);
+	}
+	hpmem_inode->i_flags |= S_DAX;
+	return 0;
+}
+
+void hpmem_mmap_exit(void)
+{
+	iput(hpmem_inode);
+	kern_unmount(hpmem_mnt);
+}
+
+void hpmem_mmap_open(struct file *file)
+{
+	file->f_mapping = hpmem_inode->i_mapping;
+	file->f_wb_err = filemap_sample_wb_err(file->f_mapping);
+}
+
+static struct page *hpmem_fault_page(struct vm_fault *vmf, pgoff_t pgoff)
+{
+	struct hpmem_region *region = vmf->vma->vm_private_data;
+
+	return hpmem_region_page(region, pgoff >> HPMEM_ORDER);
+}
+
+/* Maps the whole 2 MiB page behind the fault with one PMD. */
+vm_fault_t hpmem_pmd_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	unsigned long haddr = vmf->address & PMD_MASK;
+	struct page *page;
+	pgoff_t pgoff;
+
+	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end)
+		return VM_FAULT_FALLBACK;
+	pgoff = linear_page_index(vma, haddr);
+	/* Moved by mremap() off a 2 MiB boundary: 4 KiB PTEs still work. */
+	if (pgoff & (HPMEM_SUBPAGES - 1))
+		return VM_FAULT_FALLBACK;
+	page = hpmem_fault_page(vmf, pgoff);
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	return vmf_insert_pfn_pmd(vmf, hpmem_pmd_pfn_t(page_to_pfn(page)),
+				  vmf->flags & FAULT_FLAG_WRITE);
+}
+
+/* 4 KiB faults of a huge region: a VMA too small or misaligned for PMDs. */
+static vm_fault_t hpmem_pfn_fault(struct vm_fault *vmf)
+{
+	struct page *page = hpmem_fault_page(vmf, vmf->pgoff);
+
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	page = nth_page(page, vmf->pgoff & (HPMEM_SUBPAGES - 1));
+	return vmf_insert_pfn(vmf->vma, vmf->address & PAGE_MASK,
+			      page_to_pfn(page));
+}
+
+/* A pinnable region's PTE was zapped (MADV_DONTNEED): map the page again. */
+static vm_fault_t hpmem_page_fault(struct vm_fault *vmf)
+{
+	struct page *page = hpmem_fault_page(vmf, vmf->pgoff);
+	int ret;
+
+	if (!page)
+		return VM_FAULT_SIGBUS;
+	page = nth_page(page, vmf->pgoff & (HPMEM_SUBPAGES - 1));
+	ret = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
+	if (ret == -ENOMEM)
+		return VM_FAULT_OOM;
+	/* -EBUSY: another thread mapped it first */
+	if (ret && ret != -EBUSY)
+		return VM_FAULT_SIGBUS;
+	return VM_FAULT_NOPAGE;
+}
+
+static void hpmem_vm_open(struct vm_area_struct *vma)
+{
+	hpmem_region_map_get(vma->vm_private_data);
+}
+
+static void hpmem_vm_close(struct vm_area_struct *vma)
+{
+	hpmem_region_map_put(vma->vm_private_data);
+}
+
+/* Splitting a PMD-mapped VMA inside a 2 MiB page would split the page. */
+static int hpmem_vm_may_split(struct vm_area_struct *vma, unsigned long addr)
+{
+	if (!IS_ALIGNED(addr, HPMEM_PAGE_SIZE))
+		return -EINVAL;
+	return 0;
+}
+
+static const struct vm_operations_struct hpmem_huge_vm_ops = {
+	.open		= hpmem_vm_open,
+	.close		= hpmem_vm_close,
+	.may_split	= hpmem_vm_may_split,
+	.fault		= hpmem_pfn_fault,
+	.huge_fault	= hpmem_huge_fault,
+};
+
+static const struct vm_operations_struct hpmem_pinnable_vm_ops = {
+	.open		= hpmem_vm_open,
+	.close		= hpmem_vm_close,
+	.fault		= hpmem_page_fault,
+};
+
+/*
+ * Maps every 4 KiB page of a pinnable VMA now, while mmap_lock is held for
+ * writing, so that it costs no faults later.
+ */
+static int hpmem_insert_pages(struct vm_area_struct *vma,
+			      struct hpmem_region *region)
+{
+	unsigned long addr = vma->vm_start, nr, i;
+	pgoff_t index = vma->vm_pgoff >> HPMEM_ORDER;
+	struct page **subpages;
+	struct page *page;
+	int ret = 0;
+
+	subpages = kmalloc_array(HPMEM_SUBPAGES, sizeof(*subpages), GFP_KERNEL);
+	if (!subpages)
+		return -ENOMEM;
+	for (; addr < vma->vm_end; addr += HPMEM_PAGE_SIZE, index++) {
+		page = hpmem_region_page(region, index);
+		if (WARN_ON_ONCE(!page)) {
+			ret = -EFAULT;
+			break;
+		}
+		for (i = 0; i < HPMEM_SUBPAGES; i++)
+			subpages[i] = nth_page(page, i);
+		nr = HPMEM_SUBPAGES;
+		ret = vm_insert_pages(vma, addr, subpages, &nr);
+		if (ret)
+			break;
+		cond_resched();
+	}
+	kfree(subpages);
+	return ret;
+}
+
+int hpmem_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	unsigned long len = vma->vm_end - vma->vm_start;
+	struct hpmem_region *region;
+	u64 first, count;
+	int ret = 0;
+
+	mutex_lock(&hpmem_lock);
+	region = file->private_data;
+	if (!region) {
+		ret = -EBADFD;
+		goto out_unlock;
+	}
+	/*
+	 * Prevent private mappings: copy-on-write of a pinned page makes no
+	 * sense, and PFN maps cannot be COWed. MAP_SHARED of a read-only file
+	 * clears VM_SHARED but keeps VM_MAYSHARE.
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE) ||
+	    vma->vm_pgoff & (HPMEM_SUBPAGES - 1) ||
+	    len & (HPMEM_PAGE_SIZE - 1)) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	first = vma->vm_pgoff >> HPMEM_ORDER;
+	count = len >> HPMEM_PAGE_SHIFT;
+	if (first > region->nr_pages || count > region->nr_pages - first) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	vma->vm_private_data = region;
+out_unlock:
+	mutex_unlock(&hpmem_lock);
+	if (ret)
+		return ret;
+
+	/* The pages stay put and are not worth dumping or growing into. */
+	if (region->flags & HPMEM_REGION_PINNABLE) {
+		hpmem_vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND |
+				   VM_DONTDUMP);
+		vma->vm_ops = &hpmem_pinnable_vm_ops;
+		ret = hpmem_insert_pages(vma, region);
+		if (ret)
+			return ret;
+	} else {
+		hpmem_vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND |
+				   VM_DONTDUMP | VM_HUGEPAGE);
+		vma->vm_ops = &hpmem_huge_vm_ops;
+	}
+	/* Last: a failed mmap() does not call ->close(). */
+	hpmem_region_map_get(region);
+	return 0;
+}
+
+/*
+ * mmap(NULL, ...) gets an address whose 2 MiB alignment matches the
+ * offset's, so that every page can be mapped with one PMD.
+ */
+unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
+				      unsigned long len, unsigned long pgoff,
+				      unsigned long flags)
+{
+	unsigned long off = pgoff << PAGE_SHIFT, len_align, addr_align;
+
+	if (addr || (flags & MAP_FIXED) || len < HPMEM_PAGE_SIZE)
+		goto fallback;
+	len_align = len + HPMEM_PAGE_SIZE;
+	if (len_align < len)
+		goto fallback;
+	addr_align = hpmem_default_get_unmapped_area(file, 0, len_align,
+						     pgoff, flags);
+	if (IS_ERR_VALUE(addr_align))
+		goto fallback;
+	return addr_align + ((off - addr_align) & (HPMEM_PAGE_SIZE - 1));
+fallback:
+	return hpmem_default_get_unmapped_area(file, addr, len, pgoff, flags);
+}

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Per-node pools of pinned, zeroed 2 MiB pages, and the global cap. */
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/list_sort.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/nodemask.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+
+#include "hpmem.h"
+
+/*
+ * Not movable: these pages stay pinned for as long as the pool holds them,
+ * and pinned pages in ZONE_MOVABLE or CMA would defeat hot-unplug and
+ * compaction. __GFP_RETRY_MAYFAIL compacts hard but fails rather than
+ * calling the OOM killer; __GFP_THISNODE never falls back to another node.
+ * __GFP_COMP makes the page one refcounted folio, which pinnable regions
+ * hand out 4 KiB at a time and GUP can reference.
+ */
+#define HPMEM_GFP	(GFP_KERNEL | __GFP_THISNODE | __GFP_COMP | \
+			 __GFP_ZERO | __GFP_NOWARN | __GFP_RETRY_MAYFAIL)
+
+#define HPMEM_DEFAULT_POOL_PAGES	64
+
+static unsigned int pages[MAX_NUMNODES] = {
+	[0 ... MAX_NUMNODES - 1] = HPMEM_DEFAULT_POOL_PAGES
+};
+
+static int nr_pages_param;
+module_param_array(pages, uint, &nr_pages_param, 0444);
+MODULE_PARM_DESC(pages,
+		 "2 MiB pages allocated per node at load, by node id (default: 64 on every node with memory; nodes missing from a given list get 0)");
+
+static unsigned long max_pages;
+module_param(max_pages, ulong, 0444);
+MODULE_PARM_DESC(max_pages,
+		 "Cap on the 2 MiB pages all pools hold together (default: 0, meaning half of RAM)");
+
+/* What it protects and how it nests: see hpmem.h. */
+DEFINE_MUTEX(hpmem_lock);
+
+/* Serialises resizes so that each one sees the total it changes. */
+static DEFINE_MUTEX(hpmem_resize_lock);
+
+static struct hpmem_pool **hpmem_pools;
+
+/* Pages held by all pools, plus pages being allocated for a growth. */
+static unsigned long hpmem_held;
+
+struct hpmem_pool *hpmem_pool_get(unsigned int node)
+{
+	if (node >= nr_node_ids)
+		return NULL;
+	return hpmem_pools[node];
+}
+
+u64 hpmem_pool_node_mask(void)
+{
+	u64 mask = 0;
+	int nid;
+
+	for (nid = 0; nid < nr_node_ids && nid < 64; nid++)
+		if (hpmem_pools[nid])
+			mask |= 1ULL << nid;
+	return mask;
+}
+
+unsigned long hpmem_pool_max_pages(void)
+{
+	return max_pages;
+}
+
+void hpmem_page_zero(struct page *page)
+{
+	unsigned long i;
+
+	for (i = 0; i < HPMEM_SUBPAGES; i++)
+		clear_highpage(nth_page(page, i));
+	cond_resched();
+}
+
+static int hpmem_pfn_cmp(void *priv, const struct list_head *a,
+			 const struct list_head *b)
+{
+	unsigned long pa = page_to_pfn(list_entry(a, struct page, lru));
+	unsigned long pb = page_to_pfn(list_entry(b, struct page, lru));
+
+	return pa < pb ? -1 : pa > pb;
+}
+
+static void hpmem_free_list(struct list_head *list)
+{
+	struct page *page, *tmp;
+
+	list_for_each_entry_safe(page, tmp, list, lru) {
+		list_del(&page->lru);
+		__free_pages(page, HPMEM_ORDER);
+		cond_resched();
+	}
+}
+
+/* Allocates @nr pages on @node into @list, or none. Called unlocked. */
+static int hpmem_pool_alloc(int node, unsigned long nr, struct list_head *list)
+{
+	struct page *page;
+	unsigned long i;
+
+	for (i = 0; i < nr; i++) {
+		if (fatal_signal_pending(current))
+			goto fail;
+		page = alloc_pages_node(node, HPMEM_GFP, HPMEM_ORDER);
+		/* __GFP_THISNODE makes a remote page a kernel bug, not ours */
+		if (!page)
+			goto fail;
+		list_add_tail(&page->lru, list);
+		cond_resched();
+	}
+	return 0;
+fail:
+	hpmem_free_list(list);
+	return -ENOMEM;
+}
+
+int hpmem_pool_resize(unsigned int node, u64 target, u64 *total)
+{
+	struct hpmem_pool *pool = hpmem_pool_get(node);
+	LIST_HEAD(list);
+	unsigned long nr, i;
+	int ret = 0;
+
+	if (!pool)
+		return -ENODEV;
+
+	mutex_lock(&hpmem_resize_lock);
+	mutex_lock(&hpmem_lock);
+	if (target > pool->total) {
+		if (target - pool->total > max_pages - hpmem_held) {
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		nr = target - pool->total;
+		/* Count the pages against the cap while they are allocated. */
+		hpmem_held += nr;
+		mutex_unlock(&hpmem_lock);
+
+		ret = hpmem_pool_alloc(node, nr, &list);
+
+		mutex_lock(&hpmem_lock);
+		if (ret) {
+			hpmem_held -= nr;
+			goto out_unlock;
+		}
+		list_splice_tail_init(&list, &pool->free);
+		list_sort(NULL, &pool->free, hpmem_pfn_cmp);
+		pool->total += nr;
+		pool->nr_free += nr;
+	} else if (target < pool->total) {
+		nr = pool->total - target;
+		if (nr > pool->nr_free) {
+			ret = -EBUSY;
+			goto out_unlock;
+		}
+		/* Give back the highest pages; grows take the lowest. */
+		for (i = 0; i < nr; i++)
+			list_move(pool->free.prev, &list);
+		pool->total -= nr;
+		pool->nr_free -= nr;
+		hpmem_held -= nr;
+	}
+out_unlock:
+	if (!ret && total)
+		*total = pool->total;
+	mutex_unlock(&hpmem_lock);
+	hpmem_free_list(&list);
+	mutex_unlock(&hpmem_resize_lock);
+	return ret;
+}
+
+/*
+ * Moves @nr free pages of @pool to @list, lowest physical address first, so
+ * a region gets them in ascending order. Caller holds hpmem_lock.
+ */
+int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
+		    struct list_head *list)
+{
+	unsigned long i;
+
+	lockdep_assert_held(&hpmem_lock);
+	if (nr > pool->nr_free)
+		return -ENOMEM;
+	for (i = 0; i < nr; i++)
+		list_move_tail(pool->free.next, list);
+	pool->nr_free -= nr;
+	pool->inuse += nr;
+	return 0;
+}
+
+/*
+ * Returns zeroed pages from a region (or a failed grow) to their pools.
+ * Caller holds hpmem_lock.
+ */
+void hpmem_pool_give(struct list_head *list)
+{
+	struct hpmem_pool *pool;
+	struct page *page, *tmp;
+	nodemask_t touched = NODE_MASK_NONE;
+	int nid;
+
+	lockdep_assert_held(&hpmem_lock);
+	list_for_each_entry_safe(page, tmp, list, lru) {
+		nid = page_to_nid(page);
+		pool = hpmem_pools[nid];
+		list_move(&page->lru, &pool->free);
+		pool->nr_free++;
+		pool->inuse--;
+		node_set(nid, touched);
+	}
+	for_each_node_mask(nid, touched)
+		list_sort(NULL, &hpmem_pools[nid]->free, hpmem_pfn_cmp);
+}
+
+/*
+ * A region's page that someone still references (a GUP pin of a pinnable
+ * region outliving its mappings) leaves the pool: the caller drops the
+ * pool's reference and the kernel frees the page when the last one goes.
+ * Caller holds hpmem_lock.
+ */
+void hpmem_pool_forget(struct page *page)
+{
+	struct hpmem_pool *pool = hpmem_pools[page_to_nid(page)];
+
+	lockdep_assert_held(&hpmem_lock);
+	pool->inuse--;
+	pool->total--;
+	hpmem_held--;
+}
+
+int hpmem_pool_init(void)
+{
+	struct hpmem_pool *pool;
+	u64 total;
+	int nid, ret;
+
+	if (!max_pages)
+		max_pages = totalram_pages() / 2 >> HPMEM_ORDER;
+
+	hpmem_pools = kcalloc(nr_node_ids, sizeof(*hpmem_pools), GFP_KERNEL);
+	if (!hpmem_pools)
+		return -ENOMEM;
+
+	/* Memoryless nodes get no pool: __GFP_THISNODE could never fill it. */
+	for_each_node_state(nid, N_MEMORY) {
+		pool = kzalloc(sizeof(*pool), GFP_KERNEL);
+		if (!pool) {
+			hpmem_pool_exit();
+			return -ENOMEM;
+		}
+		pool->node = nid;
+		INIT_LIST_HEAD(&pool->free);
+		hpmem_pools[nid] = pool;
+	}
+
+	/*
+	 * A node that cannot supply its initial pages is not fatal: the module
+	 * loads with what it got and the pool can be grown later.
+	 */
+	for_each_node_state(nid, N_MEMORY) {
+		unsigned int want = 0;
+
+		if (!nr_pages_param || nid < nr_pages_param)
+			want = pages[nid];
+		if (!want)
+			continue;
+		ret = hpmem_pool_resize(nid, want, &total);
+		if (ret)
+			pr_warn("node %d: cannot allocate %u pages of 2 MiB (%d), pool left empty\n",
+				nid, want, ret);
+	}
+	return 0;
+}
+
+/* Frees every pool. All regions are gone: nothing is in use. */
+void hpmem_pool_exit(void)
+{
+	struct hpmem_pool *pool;
+	int nid;
+
+	if (!hpmem_pools)
+		return;
+	for (nid = 0; nid < nr_node_ids; nid++) {
+		pool = hpmem_pools[nid];
+		if (!pool)
+			continue;
+		WARN_ON(pool->inuse);
+		hpmem_free_list(&pool->free);
+		kfree(pool);
+	}
+	kfree(hpmem_pools);
+	hpmem_pools = NULL;
+}

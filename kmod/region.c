@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Named regions: sets of pool pages that processes attach to by name, with
+ * their lifetime, permissions and RLIMIT_MEMLOCK accounting.
+ */
+#include <linux/capability.h>
+#include <linux/cred.h>
+#include <linux/module.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/string.h>
+#include <linux/sysfs.h>
+#include <linux/vmalloc.h>
+
+#include "hpmem.h"
+
+static bool phys_unprivileged;
+module_param(phys_unprivileged, bool, 0644);
+MODULE_PARM_DESC(phys_unprivileged,
+		 "Report physical addresses and IOVAs of their own regions to callers without CAP_SYS_ADMIN (default: N)");
+
+/**
+ * struct hpmem_charge - pages charged to one mm's locked_vm
+ * @link: in hpmem_region.charges
+ * @mm: grabbed, so it can be uncharged even after its process exited
+ * @pages: in 4 KiB pages, as locked_vm counts
+ */
+struct hpmem_charge {
+	struct list_head link;
+	struct mm_struct *mm;
+	unsigned long pages;
+};
+
+static LIST_HEAD(hpmem_regions);
+
+/*
+ * Whether the caller may learn physical addresses and IOVAs, of @region or,
+ * when NULL, of its own regions. phys_unprivileged covers regions the
+ * caller's euid created, not one whose file it was handed by another user.
+ * A visibility decision, not a refusal: it is not audited.
+ */
+bool hpmem_caller_sees_addrs(struct hpmem_region *region)
+{
+	if (ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN))
+		return true;
+	return READ_ONCE(phys_unprivileged) &&
+	       (!region || uid_eq(current_euid(), region->uid));
+}
+
+static struct hpmem_region *hpmem_region_find(const char *name)
+{
+	struct hpmem_region *region;
+
+	lockdep_assert_held(&hpmem_lock);
+	list_for_each_entry(region, &hpmem_regions, link)
+		if (!strcmp(region->name, name))
+			return region;
+	return NULL;
+}
+
+static bool hpmem_region_permitted(struct hpmem_region *region)
+{
+	return uid_eq(current_euid(), region->uid) || capable(CAP_SYS_ADMIN);
+}
+
+static void hpmem_region_unlink(struct hpmem_region *region)
+{
+	lockdep_assert_held(&hpmem_lock);
+	list_del(&region->link);
+	region->linked = false;
+}
+
+static void hpmem_uncharge(struct mm_struct *mm, unsigned long pages)
+{
+	/* An exited process's locked_vm no longer matters. */
+	if (mmget_not_zero(mm)) {
+		account_locked_vm(mm, pages, false);
+		mmput(mm);
+	}
+}
+
+/*
+ * Gives a dead region's pages back. Called without hpmem_lock once the
+ * region is unreachable: no name, no file, no VMA.
+ */
+static void hpmem_region_free(struct hpmem_region *region)
+{
+	struct hpmem_charge *charge, *tmp;
+	struct page *page, *next;
+	unsigned long index;
+	LIST_HEAD(back);
+	LIST_HEAD(gone);
+
+	/*
+	 * With no VMA left, a page of a pinnable region may still be
+	 * referenced by GUP (O_DIRECT in flight, an RDMA registration) and
+	 * written through that reference, so it leaves the pool. Pages of huge
+	 * regions were never visible to GUP: any other reference is a
+	 * transient, speculative one that never writes. A page that stays is
+	 * zeroed here, before it can reach another region.
+	 */
+	xa_for_each(&region->pages, index, page) {
+		if (!(region->flags & HPMEM_REGION_PINNABLE) ||
+		    page_ref_count(page) == 1) {
+			hpmem_page_zero(page);
+			list_add_tail(&page->lru, &back);
+		} else {
+			list_add_tail(&page->lru, &gone);
+		}
+	}
+
+	mutex_lock(&hpmem_lock);
+	hpmem_pool_give(&back);
+	list_for_each_entry(page, &gone, lru)
+		hpmem_pool_forget(page);
+	mutex_unlock(&hpmem_lock);
+
+	list_for_each_entry_safe(page, next, &gone, lru) {
+		list_del(&page->lru);
+		put_page(page);
+	}
+
+	list_for_each_entry_safe(charge, tmp, &region->charges, link) {
+		hpmem_uncharge(charge->mm, charge->pages);
+		mmdrop(charge->mm);
+		kfree(charge);
+	}
+	xa_destroy(&region->pages);
+	kfree(region->node_pages);
+	kfree(region);
+}
+
+int hpmem_region_create(struct file *file, const char *name, u32 flags)
+{
+	struct hpmem_region *region;
+	int ret = 0;
+
+	region = kzalloc(sizeof(*region), GFP_KERNEL);
+	if (!region)
+		return -ENOMEM;
+	region->node_pages = kcalloc(nr_node_ids, sizeof(*region->node_pages),
+				     GFP_KERNEL);
+	if (!region->node_pages) {
+		kfree(region);
+		return -ENOMEM;
+	}
+	strscpy(region->name, name, sizeof(region->name));
+	region->flags = flags;
+	region->uid = current_euid();
+	region->users = 1;
+	xa_init(&region->pages);
+	INIT_LIST_HEAD(&region->charges);
+
+	mutex_lock(&hpmem_lock);
+	if (file->private_data)
+		ret = -EALREADY;
+	else if (hpmem_region_find(name))
+		ret = -EEXIST;
+	if (!ret) {
+		list_add_tail(&region->link, &hpmem_regions);
+		region->linked = true;
+		file->private_data = region;
+	}
+	mutex_unlock(&hpmem_lock);
+
+	if (ret) {
+		kfree(region->node_pages);
+		kfree(region);
+	}
+	return ret;
+}
+
+int hpmem_region_attach(struct file *file, const char *name, u32 *flags,
+			u64 *nr_pages)
+{
+	struct hpmem_region *region;
+	int ret = 0;
+
+	mutex_lock(&hpmem_lock);
+	region = hpmem_region_find(name);
+	if (file->private_data)
+		ret = -EALREADY;
+	else if (!region)
+		ret = -ENOENT;
+	else if (!hpmem_region_permitted(region))
+		ret = -EPERM;
+	if (!ret) {
+		region->users++;
+		file->private_data = region;
+		*flags = region->flags;
+		*nr_pages = region->nr_pages;
+	}
+	mutex_unlock(&hpmem_lock);
+	return ret;
+}
+
+/*
+ * Records @charge with @region, folded into an earlier charge of the same
+ * mm so that a region grown page by page keeps one entry per process.
+ * Returns the charge the caller must free (mmdrop and kfree, not uncharge),
+ * or NULL.
+ */
+static struct hpmem_charge *hpmem_charge_add(struct hpmem_region *region,
+					     struct hpmem_charge *charge)
+{
+	struct hpmem_charge *old;
+
+	list_for_each_entry(old, &region->charges, link) {
+		if (old->mm == charge->mm) {
+			old->pages += charge->pages;
+			return charge;
+		}
+	}
+	list_add_tail(&charge->link, &region->charges);
+	return NULL;
+}
+
+/* Adds @pages (ascending pfn, all of one node) at the region's end. */
+static int hpmem_region_append(struct hpmem_region *region,
+			       struct list_head *pages)
+{
+	unsigned long index = region->nr_pages;
+	struct page *page;
+	int ret;
+
+	list_for_each_entry(page, pages, lru) {
+		ret = xa_err(xa_store(&region->pages, index, page, GFP_KERNEL));
+		if (ret) {
+			while (index-- > region->nr_pages)
+				xa_erase(&region->pages, index);
+			return ret;
+		}
+		index++;
+	}
+	return 0;
+}
+
+int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
+		      u64 *offset)
+{
+	struct hpmem_pool *pool = hpmem_pool_get(node);
+	struct hpmem_charge *charge;
+	struct hpmem_region *region;
+	struct mm_struct *mm = current->mm;
+	LIST_HEAD(pages);
+	int ret;
+
+	if (!pool)
+		return -ENODEV;
+	region = READ_ONCE(file->private_data);
+	if (!region)
+		return -EBADFD;
+	if (nr > HPMEM_REGION_MAX_PAGES)
+		return -ENOSPC;
+	if (!mm)
+		return -EINVAL;
+
+	charge = kzalloc(sizeof(*charge), GFP_KERNEL);
+	if (!charge)
+		return -ENOMEM;
+	/*
+	 * Charged before the pages are taken and outside hpmem_lock, which
+	 * must not nest around mmap_lock. With CAP_IPC_LOCK the limit is not
+	 * enforced but locked_vm still counts the pages, as for mlock().
+	 */
+	charge->pages = nr << HPMEM_ORDER;
+	ret = account_locked_vm(mm, charge->pages, true);
+	if (ret) {
+		kfree(charge);
+		return -ENOMEM;
+	}
+	mmgrab(mm);
+	charge->mm = mm;
+
+	mutex_lock(&hpmem_lock);
+	if (region->nr_pages + nr > HPMEM_REGION_MAX_PAGES) {
+		ret = -ENOSPC;
+		goto out_unlock;
+	}
+	ret = hpmem_pool_take(pool, nr, &pages);
+	if (ret)
+		goto out_unlock;
+	ret = hpmem_region_append(region, &pages);
+	if (ret) {
+		hpmem_pool_give(&pages);
+		goto out_unlock;
+	}
+	*offset = (u64)region->nr_pages << HPMEM_PAGE_SHIFT;
+	region->nr_pages += nr;
+	region->node_pages[node] += nr;
+	if (region->maps)
+		pool->mapped += nr;
+	charge = hpmem_charge_add(region, charge);
+out_unlock:
+	mutex_unlock(&hpmem_lock);
+	if (charge) {
+		if (ret)
+			account_locked_vm(mm, charge->pages, false);
+		mmdrop(mm);
+		kfree(charge);
+	}
+	return ret;
+}
+
+static int hpmem_seg_cmp(const void *a, const void *b)
+{
+	const struct hpmem_seg *sa = a, *sb = b;
+
+	return sa->phys < sb->phys ? -1 : sa->phys > sb->phys;
+}
+
+/*
+ * Builds the segment table in a kernel buffer (the caller copies it out
+ * without hpmem_lock). *@segs holds min(@want, pages) entries, ascending
+ * physical address; *@nr_segs is the page count.
+ */
+int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
+		      u32 *nr_segs)
+{
+	struct hpmem_region *region;
+	struct hpmem_seg *table = NULL;
+	bool addrs = false;
+	struct page *page;
+	unsigned long index, n;
+	int ret = 0;
+
+	mutex_lock(&hpmem_lock);
+	region = file->private_data;
+	if (!region) {
+		ret = -EBADFD;
+		goto out_unlock;
+	}
+	addrs = hpmem_caller_sees_addrs(region);
+	n = region->nr_pages;
+	*nr_segs = n;
+	if (!want || !n)
+		goto out_unlock;
+
+	/* All pages are sorted even when fewer are wanted: the lowest go. */
+	table = kvcalloc(n, sizeof(*table), GFP_KERNEL);
+	if (!table) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	xa_for_each(&region->pages, index, page) {
+		table[index].offset = (u64)index << HPMEM_PAGE_SHIFT;
+		table[index].phys = page_to_phys(page);
+		table[index].iova = hpmem_page_iova(page);
+		table[index].node = page_to_nid(page);
+	}
+out_unlock:
+	mutex_unlock(&hpmem_lock);
+	if (!table)
+		return ret;
+
+	sort(table, n, sizeof(*table), hpmem_seg_cmp, NULL);
+	if (!addrs) {
+		for (index = 0; index < n; index++) {
+			table[index].phys = 0;
+			table[index].iova = 0;
+		}
+	}
+	*segs = table;
+	return 0;
+}
+
+int hpmem_region_destroy(const char *name)
+{
+	struct hpmem_region *region;
+	bool dead = false;
+	int ret = 0;
+
+	mutex_lock(&hpmem_lock);
+	region = hpmem_region_find(name);
+	if (!region)
+		ret = -ENOENT;
+	else if (!hpmem_region_permitted(region))
+		ret = -EPERM;
+	else if (region->maps)
+		ret = -EBUSY;
+	if (!ret) {
+		hpmem_region_unlink(region);
+		dead = !region->users;
+	}
+	mutex_unlock(&hpmem_lock);
+
+	if (dead)
+		hpmem_region_free(region);
+	return ret;
+}
+
+/* The file is closing: it no longer uses its region. */
+void hpmem_region_release(struct file *file)
+{
+	struct hpmem_region *region = file->private_data;
+	bool dead = false;
+
+	if (!region)
+		return;
+	mutex_lock(&hpmem_lock);
+	if (!--region->users) {
+		if (region->linked &&
+		    !(region->flags & HPMEM_REGION_PERSISTENT))
+			hpmem_region_unlink(region);
+		dead = !region->linked;
+	}
+	mutex_unlock(&hpmem_lock);
+
+	if (dead)
+		hpmem_region_free(region);
+}
+
+static void hpmem_region_account_mapped(struct hpmem_region *region,
+					bool mapped)
+{
+	struct hpmem_pool *pool;
+	int nid;
+
+	for (nid = 0; nid < nr_node_ids; nid++) {
+		if (!region->node_pages[nid])
+			continue;
+		pool = hpmem_pool_get(nid);
+		if (mapped)
+			pool->mapped += region->node_pages[nid];
+		else
+			pool->mapped -= region->node_pages[nid];
+	}
+}
+
+/* A VMA starts mapping @region (mmap, fork, split). */
+void hpmem_region_map_get(struct hpmem_region *region)
+{
+	mutex_lock(&hpmem_lock);
+	if (!region->maps++)
+		hpmem_region_account_mapped(region, true);
+	mutex_unlock(&hpmem_lock);
+}
+
+void hpmem_region_map_put(struct hpmem_region *region)
+{
+	mutex_lock(&hpmem_lock);
+	if (!--region->maps)
+		hpmem_region_account_mapped(region, false);
+	mutex_unlock(&hpmem_lock);
+}
+
+struct page *hpmem_region_page(struct hpmem_region *region, pgoff_t index)
+{
+	return xa_load(&region->pages, index);
+}
+
+/*
+ * One line per region. The name comes last, non-printable bytes escaped,
+ * because it may contain spaces. Truncated at PAGE_SIZE.
+ */
+ssize_t hpmem_regions_show(char *buf)
+{
+	struct hpmem_region *region;
+	int len = 0, nid, start;
+
+	mutex_lock(&hpmem_lock);
+	list_for_each_entry(region, &hpmem_regions, link) {
+		start = len;
+		len += sysfs_emit_at(buf, len,
+				     "users=%u maps=%u persistent=%d pinnable=%d pages=%lu",
+				     region->users, region->maps,
+				     !!(region->flags & HPMEM_REGION_PERSISTENT),
+				     !!(region->flags & HPMEM_REGION_PINNABLE),
+				     region->nr_pages);
+		for (nid = 0; nid < nr_node_ids; nid++)
+			if (hpmem_pool_get(nid))
+				len += sysfs_emit_at(buf, len, " node%d=%lu", nid,
+						     region->node_pages[nid]);
+		len += sysfs_emit_at(buf, len, " name=%*pE\n",
+				     (int)strlen(region->name), region->name);
+		/* sysfs_emit_at() stops at PAGE_SIZE: drop a partial line. */
+		if (len >= PAGE_SIZE - 1 || buf[len - 1] != '\n') {
+			len = start;
+			break;
+		}
+	}
+	mutex_unlock(&hpmem_lock);
+	return len;
+}
+
+/* Module unload: no file is open, only persistent regions remain. */
+void hpmem_region_exit(void)
+{
+	struct hpmem_region *region;
+
+	for (;;) {
+		mutex_lock(&hpmem_lock);
+		region = list_first_entry_or_null(&hpmem_regions,
+						  struct hpmem_region, link);
+		if (region) {
+			WARN_ON(region->users);
+			hpmem_region_unlink(region);
+		}
+		mutex_unlock(&hpmem_lock);
+		if (!region)
+			break;
+		hpmem_region_free(region);
+	}
+}
