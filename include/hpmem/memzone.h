@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/* Named, reserved blocks of region memory, found by name from any process. */
+#ifndef HPMEM_MEMZONE_H
+#define HPMEM_MEMZONE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <hpmem/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The zone must be IOVA-contiguous (a DMA target). */
+#define HPM_MEMZONE_IOVA_CONTIG		0x00100000u
+/* Page-size requirements: the zone must sit on pages of this size... */
+#define HPM_MEMZONE_2MB			0x00000004u
+#define HPM_MEMZONE_1GB			0x00000008u
+/* ...unless this flag makes them a preference only. */
+#define HPM_MEMZONE_SIZE_HINT_ONLY	0x00000010u
+#define HPM_MEMZONE_F_ALL		(HPM_MEMZONE_IOVA_CONTIG | \
+					 HPM_MEMZONE_2MB | HPM_MEMZONE_1GB | \
+					 HPM_MEMZONE_SIZE_HINT_ONLY)
+
+/* Default number of zones (DPDK's); hpm_init_opts.max_memzones changes it. */
+#define HPM_MEMZONE_DEFAULT_MAX		2560
+
+/* Read-only for users; the same address in every process. */
+struct hpm_memzone {
+	char name[HPM_NAME_SIZE];
+	void *addr;
+	uint64_t iova;		/* of addr; HPM_BAD_IOVA when unknown */
+	size_t len;
+	uint64_t page_sz;	/* page size under addr */
+	int socket;
+	uint32_t flags;
+};
+
+/*
+ * Reserve len bytes (len > 0) on socket (HPM_SOCKET_ANY: any node, the
+ * caller's first). A specific socket never falls back to another node.
+ * align: a power of two (minimum and default: a cache line). bound: 0 or a
+ * power of two >= len that the zone must not cross.
+ * NULL + hpm_errno: EINVAL (bad argument, empty name, unknown flag),
+ * ENAMETOOLONG (name >= HPM_NAME_SIZE), EEXIST, ENOMEM, ENOSPC (table
+ * full). A failed call leaves nothing behind.
+ */
+const struct hpm_memzone *hpm_memzone_reserve(const char *name, size_t len,
+					      int socket, unsigned int flags);
+const struct hpm_memzone *hpm_memzone_reserve_aligned(const char *name,
+						      size_t len, int socket,
+						      unsigned int flags,
+						      unsigned int align);
+const struct hpm_memzone *hpm_memzone_reserve_bounded(const char *name,
+						      size_t len, int socket,
+						      unsigned int flags,
+						      unsigned int align,
+						      unsigned int bound);
+/* O(1) hash lookup; NULL + ENOENT when absent (EINVAL/ENAMETOOLONG on bad name). */
+const struct hpm_memzone *hpm_memzone_lookup(const char *name);
+/* Release a zone; -EINVAL when mz is not a live zone. */
+int hpm_memzone_free(const struct hpm_memzone *mz);
+/*
+ * Call fn for every zone; a non-zero return from fn stops the walk and is
+ * returned. fn may reserve or free zones (the table lock is not held).
+ */
+int hpm_memzone_walk(int (*fn)(const struct hpm_memzone *mz, void *arg),
+		     void *arg);
+void hpm_memzone_dump(FILE *f);
+/* Zones in use and the table's capacity. */
+unsigned int hpm_memzone_count(void);
+unsigned int hpm_memzone_max(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HPMEM_MEMZONE_H */

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: MIT
+/* Ring creation, lookup and dump; the enqueue/dequeue paths are in ring.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include <hpmem/memzone.h>
+#include <hpmem/ring.h>
+
+#include "internal.h"
+
+#define RING_MZ_PREFIX	"RG_"
+
+_Static_assert(offsetof(struct hpm_ring, cons) -
+	       offsetof(struct hpm_ring, prod) >= 2 * HPM_CACHE_LINE_SIZE,
+	       "producer and consumer indices must not share a line pair");
+
+static int ring_slots(unsigned int count, unsigned int flags, uint32_t *size,
+		      uint32_t *cap)
+{
+	uint64_t s;
+
+	if (flags & HPM_RING_F_EXACT_SZ) {
+		if (count == 0 || count >= HPM_RING_SZ_MAX)
+			return -EINVAL;
+		/* One slot more than asked so count entries fit. */
+		s = 1;
+		while (s < (uint64_t)count + 1)
+			s <<= 1;
+		*size = (uint32_t)s;
+		*cap = count;
+		return 0;
+	}
+	if (!HPM_IS_POW2(count) || count < 2 || count > HPM_RING_SZ_MAX)
+		return -EINVAL;
+	*size = count;
+	/* Power-of-two rings keep one slot free, as rte_ring does. */
+	*cap = count - 1;
+	return 0;
+}
+
+static ssize_t ring_memsize(uint32_t size)
+{
+	return (ssize_t)HPM_ALIGN_UP(sizeof(struct hpm_ring) +
+				     (size_t)size * sizeof(void *),
+				     (size_t)HPM_CACHE_LINE_SIZE);
+}
+
+__hpm_export ssize_t hpm_ring_get_memsize_flags(unsigned int count,
+						unsigned int flags)
+{
+	uint32_t size, cap;
+
+	if ((flags & ~HPM_RING_F_ALL) || ring_slots(count, flags, &size, &cap))
+		return hpm_fail(EINVAL);
+	return ring_memsize(size);
+}
+
+__hpm_export ssize_t hpm_ring_get_memsize(unsigned int count)
+{
+	return hpm_ring_get_memsize_flags(count, 0);
+}
+
+static int check_name(const char *name)
+{
+	size_t l;
+
+	if (!name || !name[0])
+		return -EINVAL;
+	l = strnlen(name, HPM_RING_NAMESIZE);
+	if (l >= HPM_RING_NAMESIZE)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static void ring_setup(struct hpm_ring *r, const char *name, uint32_t size,
+		       uint32_t cap, unsigned int flags)
+{
+	memset(r, 0, sizeof(*r));
+	strncpy(r->name, name, sizeof(r->name) - 1);
+	r->flags = flags;
+	r->size = size;
+	r->mask = size - 1;
+	r->capacity = cap;
+	r->prod.single = !!(flags & HPM_RING_F_SP_ENQ);
+	r->cons.single = !!(flags & HPM_RING_F_SC_DEQ);
+	atomic_init(&r->prod.head, 0);
+	atomic_init(&r->prod.tail, 0);
+	atomic_init(&r->cons.head, 0);
+	atomic_init(&r->cons.tail, 0);
+	/* Last: a lookup that sees the magic sees a whole ring. */
+	atomic_thread_fence(memory_order_release);
+	r->magic = HPM_RING_MAGIC;
+}
+
+__hpm_export int hpm_ring_init(struct hpm_ring *r, const char *name,
+			       unsigned int count, unsigned int flags)
+{
+	uint32_t size, cap;
+	int rc;
+
+	if (!r || (flags & ~HPM_RING_F_ALL))
+		return hpm_fail(EINVAL);
+	rc = check_name(name);
+	if (rc)
+		return hpm_fail(-rc);
+	if (ring_slots(count, flags, &size, &cap))
+		return hpm_fail(EINVAL);
+	ring_setup(r, name, size, cap, flags);
+	return 0;
+}
+
+__hpm_export struct hpm_ring *hpm_ring_create(const char *name,
+					      unsigned int count, int socket,
+					      unsigned int flags)
+{
+	char mzname[HPM_NAME_SIZE];
+	const struct hpm_memzone *mz;
+	struct hpm_ring *r;
+	uint32_t size, cap;
+	int rc;
+
+	if (flags & ~HPM_RING_F_ALL)
+		return hpm_fail_ptr(EINVAL);
+	rc = check_name(name);
+	if (rc)
+		return hpm_fail_ptr(-rc);
+	if (ring_slots(count, flags, &size, &cap))
+		return hpm_fail_ptr(EINVAL);
+	snprintf(mzname, sizeof(mzname), RING_MZ_PREFIX "%s", name);
+	mz = hpm_memzone_reserve_aligned(mzname, (size_t)ring_memsize(size),
+					 socket, 0, 2 * HPM_CACHE_LINE_SIZE);
+	if (!mz)
+		return NULL;	/* hpm_errno set by the memzone layer */
+	r = mz->addr;
+	ring_setup(r, name, size, cap, flags);
+	r->mz = mz;
+	return r;
+}
+
+__hpm_export struct hpm_ring *hpm_ring_lookup(const char *name)
+{
+	char mzname[HPM_NAME_SIZE];
+	const struct hpm_memzone *mz;
+	struct hpm_ring *r;
+	int rc;
+
+	rc = check_name(name);
+	if (rc)
+		return hpm_fail_ptr(-rc);
+	snprintf(mzname, sizeof(mzname), RING_MZ_PREFIX "%s", name);
+	mz = hpm_memzone_lookup(mzname);
+	if (!mz)
+		return NULL;
+	r = mz->addr;
+	if (r->magic != HPM_RING_MAGIC)
+		return hpm_fail_ptr(ENOENT);
+	return r;
+}
+
+__hpm_export void hpm_ring_free(struct hpm_ring *r)
+{
+	const struct hpm_memzone *mz;
+
+	if (!r || r->magic != HPM_RING_MAGIC)
+		return;
+	if (!r->mz) {
+		hpm_log(HPM_LOG_WARN, "ring %s: not created by hpm_ring_create",
+			r->name);
+		return;
+	}
+	mz = r->mz;
+	r->magic = 0;
+	hpm_memzone_free(mz);
+}
+
+__hpm_export void hpm_ring_dump(FILE *f, const struct hpm_ring *r)
+{
+	if (!f)
+		f = stdout;
+	if (!r) {
+		fprintf(f, "ring <NULL>\n");
+		return;
+	}
+	fprintf(f, "ring <%s>@%p\n", r->name, (const void *)r);
+	fprintf(f, "  flags=%#x size=%u capacity=%u\n", r->flags, r->size,
+		r->capacity);
+	fprintf(f, "  cons.head=%u cons.tail=%u single=%u\n",
+		atomic_load(&r->cons.head), atomic_load(&r->cons.tail),
+		r->cons.single);
+	fprintf(f, "  prod.head=%u prod.tail=%u single=%u\n",
+		atomic_load(&r->prod.head), atomic_load(&r->prod.tail),
+		r->prod.single);
+	fprintf(f, "  used=%u avail=%u\n", hpm_ring_count(r),
+		hpm_ring_free_count(r));
+}
