@@ -8,6 +8,7 @@
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/nodemask.h>
+#include <linux/nospec.h>
 #include <linux/slab.h>
 #include <linux/stddef.h>
 #include <linux/string.h>
@@ -298,7 +299,9 @@ long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	if (nr < HPMEM_CMD_BASE || nr - HPMEM_CMD_BASE >= ARRAY_SIZE(hpmem_ioctl_ops))
 		return -ENOTTY;
-	op = &hpmem_ioctl_ops[nr - HPMEM_CMD_BASE];
+	/* The entry's ->execute() is called: no speculation past the table. */
+	op = &hpmem_ioctl_ops[array_index_nospec(nr - HPMEM_CMD_BASE,
+						 ARRAY_SIZE(hpmem_ioctl_ops))];
 	if (op->ioctl_num != cmd)
 		return -ENOTTY;
 
@@ -306,6 +309,14 @@ long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return -EFAULT;
 	if (argsz < op->min_size)
 		return -EINVAL;
+	/*
+	 * copy_struct_from_user() reads every byte past the kernel's struct to
+	 * check that it is zero, without rescheduling: bound that scan, as
+	 * clone3() and openat2() do, so that one call cannot hold a CPU for
+	 * seconds reading gigabytes of zero pages.
+	 */
+	if (argsz > PAGE_SIZE)
+		return -E2BIG;
 	/* Larger than we know: fine if the rest is zero (E2BIG if not). */
 	ret = copy_struct_from_user(&buf, op->size, uarg, argsz);
 	if (ret)

@@ -6,6 +6,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/nodemask.h>
+#include <linux/nospec.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 
@@ -53,7 +54,8 @@ struct hpmem_pool *hpmem_pool_get(unsigned int node)
 {
 	if (node >= nr_node_ids)
 		return NULL;
-	return hpmem_pools[node];
+	/* @node comes from userspace: no speculative load out of bounds. */
+	return hpmem_pools[array_index_nospec(node, nr_node_ids)];
 }
 
 u64 hpmem_pool_node_mask(void)

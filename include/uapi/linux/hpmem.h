@@ -36,7 +36,8 @@
  * - EINVAL: @argsz below the command's minimum size, unknown bits in @flags,
  *   a non-zero __reserved field, a name that is empty, or a mapping request
  *   that is not MAP_SHARED, not page-aligned or not within the region.
- * - E2BIG: @argsz larger than the kernel knows and the extra bytes not zero.
+ * - E2BIG: @argsz larger than the kernel knows and the extra bytes not zero,
+ *   or larger than 4096 (no command will ever need more).
  * - EFAULT: an argument or user pointer that cannot be read or written.
  * - ENAMETOOLONG: a name without a NUL in its HPMEM_NAME_MAX bytes.
  * - ENODEV: a node id that has no pool (offline, memoryless or out of range).
