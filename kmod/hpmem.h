@@ -36,7 +36,6 @@ extern struct mutex hpmem_lock;
  * @nr_free: pages on @free
  * @inuse: pages in regions
  * @mapped: pages of regions that at least one VMA maps
- * @kobj: the node's sysfs directory
  */
 struct hpmem_pool {
 	int node;
@@ -45,7 +44,6 @@ struct hpmem_pool {
 	unsigned long nr_free;
 	unsigned long inuse;
 	unsigned long mapped;
-	struct kobject *kobj;
 };
 
 /**
@@ -121,8 +119,7 @@ unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
 long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
 /* sysfs.c */
-extern const struct attribute_group *hpmem_dev_groups[];
-int hpmem_sysfs_init(struct device *dev);
+const struct attribute_group **hpmem_sysfs_init(void);
 void hpmem_sysfs_exit(void);
 
 /*

@@ -9,6 +9,7 @@
 #include <linux/cdev.h>
 #include <linux/compat.h>
 #include <linux/device.h>
+#include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -78,7 +79,12 @@ static void hpmem_dev_release(struct device *dev)
 	kfree(dev);
 }
 
-static int hpmem_chrdev_init(void)
+/*
+ * Register the character device with its sysfs @groups. Adding the device
+ * is the last step: the files under /sys/class/hpmem/hpmem exist before the
+ * KOBJ_ADD uevent, and /dev/hpmem appears only once nothing can fail.
+ */
+static int hpmem_chrdev_init(const struct attribute_group **groups)
 {
 	struct device *dev;
 	int ret;
@@ -88,50 +94,53 @@ static int hpmem_chrdev_init(void)
 		return ret;
 	ret = class_register(&hpmem_class);
 	if (ret)
-		goto out_region;
+		goto err_unregister_chrdev_region;
 
 	dev = kzalloc(sizeof(*dev), GFP_KERNEL);
 	if (!dev) {
 		ret = -ENOMEM;
-		goto out_class;
+		goto err_unregister_class;
 	}
 	device_initialize(dev);
 	dev->devt = hpmem_devt;
 	dev->class = &hpmem_class;
 	dev->type = &hpmem_devtype;
-	dev->groups = hpmem_dev_groups;
+	dev->groups = groups;
 	dev->release = hpmem_dev_release;
 	ret = dev_set_name(dev, "hpmem");
 	if (ret)
-		goto out_put;
+		goto err_put_device;
 
 	cdev_init(&hpmem_cdev, &hpmem_fops);
 	hpmem_cdev.owner = THIS_MODULE;
 	ret = cdev_device_add(&hpmem_cdev, dev);
 	if (ret)
-		goto out_put;
+		goto err_put_device;
 	hpmem_dev = dev;
 	return 0;
 
-out_put:
+err_put_device:
 	put_device(dev);
-out_class:
+err_unregister_class:
 	class_unregister(&hpmem_class);
-out_region:
+err_unregister_chrdev_region:
 	unregister_chrdev_region(hpmem_devt, 1);
 	return ret;
 }
 
+/* The reverse of hpmem_chrdev_init(): /dev/hpmem and its sysfs go first. */
 static void hpmem_chrdev_exit(void)
 {
 	cdev_device_del(&hpmem_cdev, hpmem_dev);
 	put_device(hpmem_dev);
+	hpmem_dev = NULL;
 	class_unregister(&hpmem_class);
 	unregister_chrdev_region(hpmem_devt, 1);
 }
 
 static int __init hpmem_init(void)
 {
+	const struct attribute_group **groups;
 	int ret;
 
 	ret = hpmem_mmap_init();
@@ -139,28 +148,32 @@ static int __init hpmem_init(void)
 		return ret;
 	ret = hpmem_pool_init();
 	if (ret)
-		goto out_mmap;
-	ret = hpmem_chrdev_init();
+		goto err_mmap_exit;
+	groups = hpmem_sysfs_init();
+	if (IS_ERR(groups)) {
+		ret = PTR_ERR(groups);
+		goto err_pool_exit;
+	}
+	/* Last: userspace can open the device from here on. */
+	ret = hpmem_chrdev_init(groups);
 	if (ret)
-		goto out_pool;
-	ret = hpmem_sysfs_init(hpmem_dev);
-	if (ret)
-		goto out_chrdev;
+		goto err_sysfs_exit;
 	return 0;
 
-out_chrdev:
-	hpmem_chrdev_exit();
-out_pool:
+err_sysfs_exit:
+	hpmem_sysfs_exit();
+err_pool_exit:
 	hpmem_pool_exit();
-out_mmap:
+err_mmap_exit:
 	hpmem_mmap_exit();
 	return ret;
 }
 
 static void __exit hpmem_exit(void)
 {
-	hpmem_sysfs_exit();
+	/* First: no new opener, and no sysfs file left that reads the pools. */
 	hpmem_chrdev_exit();
+	hpmem_sysfs_exit();
 	/* No file is open (fops.owner): only persistent regions are left. */
 	hpmem_region_exit();
 	hpmem_pool_exit();
