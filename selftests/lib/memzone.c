@@ -268,10 +268,9 @@ TEST_F(mz, lookup_among_1000)
 	for (i = 0; i < 1000; i += 2)
 		ASSERT_EQ(0, hpm_memzone_free(zones[i]));
 	for (i = 0; i < 1000; i++) {
-		if (i % 2)
-			ASSERT_EQ(zones[i], hpm_memzone_lookup(names[i]));
-		else
-			ASSERT_EQ(NULL, hpm_memzone_lookup(names[i]));
+		const struct hpm_memzone *want = i % 2 ? zones[i] : NULL;
+
+		ASSERT_EQ(want, hpm_memzone_lookup(names[i]));
 	}
 }
 
