@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+/* Module lifetime: rmmod is refused while a file is open or a region is
+ * mapped and succeeds afterwards; the module is loaded again (from
+ * $HPMEM_KO with $HPMEM_KO_PARAMS, as the guest's init does) at the end. */
+#include <sys/syscall.h>
+#include "hpmem_test.h"
+
+static int rmmod(void)
+{
+	return syscall(SYS_delete_module, "hpmem", O_NONBLOCK) ? -errno : 0;
+}
+
+static int insmod(void)
+{
+	const char *ko = getenv("HPMEM_KO"), *params = getenv("HPMEM_KO_PARAMS");
+	int fd, rc;
+
+	fd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = syscall(SYS_finit_module, fd, params ? params : "", 0) ? -errno : 0;
+	close(fd);
+	/* devtmpfs creates the node asynchronously to us */
+	for (int i = 0; !rc && i < 50 && access(HPMEM_DEVICE_PATH, F_OK); i++)
+		usleep(100000);
+	return rc;
+}
+
+static int refused(int rc)
+{
+	/* the kernel says EWOULDBLOCK (== EAGAIN) for a module in use */
+	return rc == -EAGAIN || rc == -EBUSY;
+}
+
+TEST(rmmod_refused_while_open_or_mapped)
+{
+	char name[HPMEM_NAME_MAX];
+	char *p;
+	int fd;
+
+	if (!getenv("HPMEM_KO"))
+		SKIP(return, "HPMEM_KO not set (run by the guest's init)");
+	OPEN_DEV(fd);
+
+	/* an open file holds the module */
+	EXPECT_TRUE(refused(rmmod()));
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "rmmod"), 0));
+	ASSERT_EQ(0, hp_grow(fd, 0, 2, NULL));
+	p = map_region(fd, 2 * PG, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 1;
+	close(fd);
+	/* a mapping alone holds it too */
+	EXPECT_TRUE(refused(rmmod()));
+	EXPECT_EQ(1, p[0]);
+	munmap(p, 2 * PG);
+
+	/* nothing open or mapped: it goes, and so does the device */
+	ASSERT_EQ(0, rmmod());
+	EXPECT_NE(0, access(HPMEM_DEVICE_PATH, F_OK));
+	EXPECT_NE(0, access("/sys/module/hpmem", F_OK));
+
+	ASSERT_EQ(0, insmod());
+	fd = open(HPMEM_DEVICE_PATH, O_RDWR);
+	ASSERT_LE(0, fd);
+	/* a fresh module: the region is gone */
+	EXPECT_EQ(-ENOENT, hp_attach(fd, name, NULL));
+	close(fd);
+}
+
+TEST(rmmod_with_persistent_region)
+{
+	struct hpmem_node_info ni;
+	char name[HPMEM_NAME_MAX];
+	int fd;
+
+	if (!getenv("HPMEM_KO"))
+		SKIP(return, "HPMEM_KO not set (run by the guest's init)");
+	OPEN_DEV(fd);
+	/* a persistent region with no user does not pin the module; unload
+	 * returns its pages to the kernel (no leak, no warning) */
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "prm"), HPMEM_REGION_PERSISTENT));
+	ASSERT_EQ(0, hp_grow(fd, 1, 2, NULL));
+	close(fd);
+	ASSERT_EQ(0, rmmod());
+	ASSERT_EQ(0, insmod());
+	fd = open(HPMEM_DEVICE_PATH, O_RDWR);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-ENOENT, hp_attach(fd, name, NULL));
+	ASSERT_EQ(0, hp_node_info(fd, 1, &ni));
+	EXPECT_EQ(0, ni.inuse_pages);
+	close(fd);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+/* Per-node pools: counters, resizing through the ioctl (grow, shrink,
+ * EBUSY, ENOMEM with rollback, EPERM) and pages going back to the kernel. */
+#include "hpmem_test.h"
+
+/*
+ * Free memory of a node in KiB: MemFree plus the pages parked on the
+ * per-CPU free lists, which MemFree does not count and which is where the
+ * allocator puts freed order-9 pages first.
+ */
+static long node_memfree_kb(unsigned int node)
+{
+	static char buf[1 << 17];
+	char path[96], *s, *line, *save = NULL;
+	long kb, pcp = 0;
+	int in_node = 0;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%u/meminfo", node);
+	if (read_file(path, buf, sizeof(buf)) < 0)
+		return -1;
+	s = strstr(buf, "MemFree:");
+	if (!s)
+		return -1;
+	kb = strtol(s + 8, NULL, 10);
+	if (read_file("/proc/zoneinfo", buf, sizeof(buf)) < 0)
+		return kb;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		unsigned int n;
+
+		if (sscanf(line, "Node %u,", &n) == 1)
+			in_node = n == node;
+		else if (in_node && (s = strstr(line, "count:")))
+			pcp += strtol(s + 6, NULL, 10);
+	}
+	return kb + pcp * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static long node_memtotal_kb(unsigned int node)
+{
+	char path[96], buf[4096], *s;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/node/node%u/meminfo", node);
+	if (read_file(path, buf, sizeof(buf)) < 0)
+		return -1;
+	s = strstr(buf, "MemTotal:");
+	return s ? strtol(s + 9, NULL, 10) : -1;
+}
+
+FIXTURE(pool) {
+	int fd;
+	struct hpmem_info info;
+	struct hpmem_node_info n0;
+};
+
+FIXTURE_SETUP(pool)
+{
+	self->fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	if (self->fd < 0)
+		return;
+	ASSERT_EQ(0, hp_info(self->fd, &self->info));
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &self->n0));
+}
+
+FIXTURE_TEARDOWN(pool)
+{
+	/* leave node 0's pool as it was found */
+	if (self->fd >= 0) {
+		hp_resize(self->fd, 0, self->n0.total_pages);
+		close(self->fd);
+	}
+}
+
+#define NEED_FD() do {							\
+	if (self->fd < 0)						\
+		SKIP(return, "%s absent", HPMEM_DEVICE_PATH);		\
+} while (0)
+
+TEST_F(pool, counters)
+{
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_node_info a, b;
+	char *p;
+	int rfd;
+
+	NEED_FD();
+	for (unsigned int n = 0; n < 64; n++) {
+		if (!(self->info.node_mask & (1ULL << n)))
+			continue;
+		ASSERT_EQ(0, hp_node_info(self->fd, n, &a));
+		EXPECT_EQ(a.total_pages, a.free_pages + a.inuse_pages);
+		EXPECT_LE(a.mapped_pages, a.inuse_pages);
+		EXPECT_LT(0, a.total_pages);
+	}
+
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &a));
+	rfd = open(HPMEM_DEVICE_PATH, O_RDWR);
+	ASSERT_LE(0, rfd);
+	ASSERT_EQ(0, hp_create(rfd, UNIQUE_NAME(name, "cnt"), 0));
+	ASSERT_EQ(0, hp_grow(rfd, 0, 3, NULL));
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	EXPECT_EQ(a.total_pages, b.total_pages);
+	EXPECT_EQ(a.free_pages - 3, b.free_pages);
+	EXPECT_EQ(a.inuse_pages + 3, b.inuse_pages);
+	EXPECT_EQ(a.mapped_pages, b.mapped_pages);
+
+	p = map_region(rfd, 2 * PG, PG);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 1;
+	p[PG] = 1;
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	/* "pages of regions that are mapped": all three, not just the two
+	 * this VMA covers */
+	EXPECT_EQ(a.mapped_pages + 3, b.mapped_pages);
+	munmap(p, 2 * PG);
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	EXPECT_EQ(a.mapped_pages, b.mapped_pages);
+	EXPECT_EQ(a.inuse_pages + 3, b.inuse_pages);
+	close(rfd);
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	EXPECT_EQ(a.free_pages, b.free_pages);
+	EXPECT_EQ(a.inuse_pages, b.inuse_pages);
+}
+
+TEST_F(pool, resize_grow_shrink)
+{
+	struct hpmem_pool_resize r = { .argsz = sizeof(r), .node = 1 };
+	struct hpmem_node_info a, b;
+	long mf0, mf1, mf2;
+
+	NEED_FD();
+	ASSERT_EQ(0, hp_node_info(self->fd, 1, &a));
+	mf0 = node_memfree_kb(1);
+	r.nr_pages = a.total_pages + 8;
+	ASSERT_EQ(0, xioctl(self->fd, HPMEM_IOC_POOL_RESIZE, &r));
+	EXPECT_EQ(a.total_pages + 8, r.nr_pages);
+	ASSERT_EQ(0, hp_node_info(self->fd, 1, &b));
+	EXPECT_EQ(a.total_pages + 8, b.total_pages);
+	EXPECT_EQ(a.free_pages + 8, b.free_pages);
+	mf1 = node_memfree_kb(1);
+	/* 16 MiB left the node's free memory, on that node */
+	EXPECT_LE(mf1, mf0 - 14 * 1024) TH_LOG("MemFree %ld -> %ld kB", mf0, mf1);
+
+	r.nr_pages = a.total_pages;
+	ASSERT_EQ(0, xioctl(self->fd, HPMEM_IOC_POOL_RESIZE, &r));
+	EXPECT_EQ(a.total_pages, r.nr_pages);
+	ASSERT_EQ(0, hp_node_info(self->fd, 1, &b));
+	EXPECT_EQ(a.total_pages, b.total_pages);
+	EXPECT_EQ(a.free_pages, b.free_pages);
+	mf2 = node_memfree_kb(1);
+	/* and came back to the kernel on shrink */
+	EXPECT_GE(mf2, mf1 + 14 * 1024) TH_LOG("MemFree %ld -> %ld kB", mf1, mf2);
+}
+
+TEST_F(pool, shrink_in_use_ebusy)
+{
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_node_info a, b;
+	int rfd;
+
+	NEED_FD();
+	rfd = open(HPMEM_DEVICE_PATH, O_RDWR);
+	ASSERT_LE(0, rfd);
+	ASSERT_EQ(0, hp_create(rfd, UNIQUE_NAME(name, "ebusy"), 0));
+	ASSERT_EQ(0, hp_grow(rfd, 0, 4, NULL));
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &a));
+	ASSERT_LE(4, a.inuse_pages);
+	EXPECT_EQ(-EBUSY, hp_resize(self->fd, 0, a.inuse_pages - 1));
+	EXPECT_EQ(-EBUSY, hp_resize(self->fd, 0, 0));
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	EXPECT_EQ(a.total_pages, b.total_pages);
+	EXPECT_EQ(a.free_pages, b.free_pages);
+	/* down to exactly the pages in use is fine */
+	EXPECT_EQ(0, hp_resize(self->fd, 0, a.inuse_pages));
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	EXPECT_EQ(0, b.free_pages);
+	EXPECT_EQ(-ENOMEM, hp_grow(rfd, 0, 1, NULL));
+	EXPECT_EQ(0, hp_resize(self->fd, 0, a.total_pages));
+	close(rfd);
+}
+
+TEST_F_TIMEOUT(pool, enomem_rolls_back, 180)
+{
+	struct hpmem_node_info a, b;
+	long mf0, mf1, total_kb;
+
+	NEED_FD();
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &a));
+	/* above the global cap */
+	EXPECT_EQ(-ENOMEM, hp_resize(self->fd, 0, self->info.max_pages + 1));
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	EXPECT_EQ(a.total_pages, b.total_pages);
+
+	/* more than the node has: the kernel runs out part way */
+	mf0 = node_memfree_kb(0);
+	total_kb = node_memtotal_kb(0);
+	ASSERT_LT(0, total_kb);
+	EXPECT_EQ(-ENOMEM, hp_resize(self->fd, 0,
+				     a.total_pages + total_kb / 2048 + 1));
+	ASSERT_EQ(0, hp_node_info(self->fd, 0, &b));
+	EXPECT_EQ(a.total_pages, b.total_pages);
+	EXPECT_EQ(a.free_pages, b.free_pages);
+	mf1 = node_memfree_kb(0);
+	/* what was taken went back (allow 32 MiB of unrelated churn) */
+	EXPECT_GE(mf1, mf0 - 32 * 1024) TH_LOG("MemFree %ld -> %ld kB", mf0, mf1);
+}
+
+TEST_F(pool, unprivileged_eperm)
+{
+	pid_t pid;
+
+	NEED_FD();
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(drop_root() == 0);
+		/* the file was opened by root: the capability is what counts */
+		CHILD_CHECK(hp_resize(self->fd, 0, self->n0.total_pages + 1) == -EPERM);
+		CHILD_CHECK(hp_resize(self->fd, 0, self->n0.total_pages) == -EPERM);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(self->n0.total_pages, node_free(self->fd, 0) +
+		  self->n0.inuse_pages);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+/* Who may do what: device node mode, physical addresses hidden from
+ * unprivileged callers, other users' regions, RLIMIT_MEMLOCK charging. */
+#include "hpmem_test.h"
+
+#define PARAM_PHYS "/sys/module/hpmem/parameters/phys_unprivileged"
+
+TEST(device_node_root_only)
+{
+	struct stat st;
+	pid_t pid;
+
+	if (stat(HPMEM_DEVICE_PATH, &st))
+		SKIP(return, "%s absent", HPMEM_DEVICE_PATH);
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(0600, st.st_mode & 07777);
+	EXPECT_EQ(0, st.st_uid);
+	EXPECT_EQ(0, st.st_gid);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(open(HPMEM_DEVICE_PATH, O_RDWR) < 0 && errno == EACCES);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+}
+
+/* In an unprivileged child that holds a root-opened file: create a region
+ * and report whether its segment table shows addresses (exit 10) or not
+ * (exit 0). */
+static int child_addrs(void)
+{
+	struct rlimit rl = { 8 << 20, 8 << 20 };
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_seg segs[2];
+	struct hpmem_info info;
+	int fd = open(HPMEM_DEVICE_PATH, O_RDWR);
+	int shown;
+
+	CHILD_CHECK(fd >= 0);
+	CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+	CHILD_CHECK(drop_root() == 0);
+	CHILD_CHECK(hp_info(fd, &info) == 0);
+	CHILD_CHECK(hp_create(fd, UNIQUE_NAME(name, "nobody"), 0) == 0);
+	CHILD_CHECK(hp_grow(fd, 0, 1, NULL) == 0);
+	CHILD_CHECK(hp_grow(fd, 1, 1, NULL) == 0);
+	memset(segs, 0x5a, sizeof(segs));
+	CHILD_CHECK(hp_segs(fd, segs, 2) == 2);
+	shown = segs[0].phys != 0;
+	for (int i = 0; i < 2; i++) {
+		/* everything but the addresses is reported either way */
+		CHILD_CHECK(segs[i].offset == 0 || segs[i].offset == PG);
+		CHILD_CHECK(segs[i].node < 2);
+		CHILD_CHECK((segs[i].phys != 0) == shown);
+		CHILD_CHECK((segs[i].iova != 0) == shown);
+	}
+	CHILD_CHECK(!!(info.caller & HPMEM_CALLER_ADDRS) == shown);
+	return shown ? 10 : 0;
+}
+
+TEST(phys_hidden_from_unprivileged)
+{
+	struct hpmem_seg seg;
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_info info;
+	char param[8] = "";
+	pid_t pid;
+	int fd;
+
+	OPEN_DEV(fd);
+	read_file(PARAM_PHYS, param, sizeof(param));
+	if (param[0] == 'Y' || param[0] == '1')
+		SKIP(return, "module loaded with phys_unprivileged set");
+	ASSERT_EQ(0, hp_info(fd, &info));
+	EXPECT_NE(0, info.caller & HPMEM_CALLER_ADDRS);
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "root"), 0));
+	ASSERT_EQ(0, hp_grow(fd, 0, 1, NULL));
+	ASSERT_EQ(1, hp_segs(fd, &seg, 1));
+	EXPECT_NE(0, seg.phys);
+	EXPECT_EQ(seg.phys, seg.iova);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_addrs());
+	EXPECT_EQ(0, wait_child(pid));
+	close(fd);
+}
+
+TEST(phys_unprivileged_opt_in)
+{
+	pid_t pid;
+	int rc;
+
+	if (access(HPMEM_DEVICE_PATH, F_OK))
+		SKIP(return, "%s absent", HPMEM_DEVICE_PATH);
+	if (write_file(PARAM_PHYS, "Y"))
+		SKIP(return, "%s is not writable at runtime", PARAM_PHYS);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(child_addrs());
+	rc = wait_child(pid);
+	write_file(PARAM_PHYS, "N");
+	EXPECT_EQ(10, rc);
+}
+
+TEST(other_users_region_eperm)
+{
+	char name[HPMEM_NAME_MAX];
+	pid_t pid;
+	int fd;
+
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "mine"), 0));
+	ASSERT_EQ(0, hp_grow(fd, 0, 1, NULL));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int f = open(HPMEM_DEVICE_PATH, O_RDWR);
+
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_attach(f, name, NULL) == -EPERM);
+		CHILD_CHECK(hp_destroy(f, name) == -EPERM);
+		/* and the region is untouched */
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(1, hp_segs(fd, NULL, 0));
+	close(fd);
+}
+
+TEST(root_may_attach_other_users_region)
+{
+	char name[HPMEM_NAME_MAX];
+	int fd, pfd[2], go[2];
+	pid_t pid;
+	char c;
+
+	OPEN_DEV(fd);
+	UNIQUE_NAME(name, "theirs");
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 8 << 20, 8 << 20 };
+		int f = open(HPMEM_DEVICE_PATH, O_RDWR);
+
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(f, name, 0) == 0);
+		CHILD_CHECK(hp_grow(f, 1, 1, NULL) == 0);
+		CHILD_CHECK(write(pfd[1], "x", 1) == 1);
+		CHILD_CHECK(read(go[0], &c, 1) == 1);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(pfd[0], &c, 1));
+	EXPECT_EQ(0, hp_attach(fd, name, NULL));
+	EXPECT_EQ(1, hp_segs(fd, NULL, 0));
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	EXPECT_EQ(0, wait_child(pid));
+	close(fd);
+}
+
+TEST(rlimit_memlock)
+{
+	uint64_t before;
+	pid_t pid;
+	int fd;
+
+	OPEN_DEV(fd);
+	before = node_free(fd, 0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 2 * PG, 2 * PG };
+		char n1[HPMEM_NAME_MAX], n2[HPMEM_NAME_MAX];
+		int f1 = open(HPMEM_DEVICE_PATH, O_RDWR);
+		int f2 = open(HPMEM_DEVICE_PATH, O_RDWR);
+
+		CHILD_CHECK(f1 >= 0 && f2 >= 0);
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(f1, UNIQUE_NAME(n1, "lim"), 0) == 0);
+		CHILD_CHECK(hp_create(f2, UNIQUE_NAME(n2, "lim"), 0) == 0);
+		CHILD_CHECK(hp_grow(f1, 0, 3, NULL) == -ENOMEM);
+		CHILD_CHECK(node_free(f1, 0) == before);
+		CHILD_CHECK(hp_grow(f1, 0, 2, NULL) == 0);
+		CHILD_CHECK(hp_grow(f1, 0, 1, NULL) == -ENOMEM);
+		/* the limit is per process, across regions */
+		CHILD_CHECK(hp_grow(f2, 1, 1, NULL) == -ENOMEM);
+		CHILD_CHECK(node_free(f1, 0) == before - 2);
+		/* freeing the region uncharges it */
+		close(f1);
+		CHILD_CHECK(hp_grow(f2, 1, 2, NULL) == 0);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(before, node_free(fd, 0));
+	close(fd);
+}
+
+TEST(cap_ipc_lock_ignores_rlimit)
+{
+	struct rlimit rl = { 0, 0 };
+	char name[HPMEM_NAME_MAX];
+	pid_t pid;
+	int fd;
+
+	OPEN_DEV(fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(hp_create(fd, UNIQUE_NAME(name, "cap"), 0) == 0);
+		CHILD_CHECK(hp_grow(fd, 0, 2, NULL) == 0);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	close(fd);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,206 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Run every test: host library tests (plain, then ASan/UBSan) on the anon
+# and, when hugepages can be reserved, hugetlbfs backends; the guest suite
+# on both kernels; a DKMS build; the benchmark smoke run. TAP throughout; the last line is
+# "N passed, N failed, N skipped" and the exit status is non-zero on failure.
+#
+# Usage: selftests/run.sh [--host-only]
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+TOP=${TOP:-$(cd "$here/.." && pwd)}
+B=${B:-$TOP/build}
+export TOP B
+
+host_only=0
+case "${1:-}" in
+--host-only)	host_only=1 ;;
+"")		;;
+*)		echo "usage: $0 [--host-only]" >&2; exit 2 ;;
+esac
+
+prog_timeout=${HPMEM_PROG_TIMEOUT:-600}
+huge_pages=${HPMEM_HUGE_PAGES:-256}
+logdir=$B/test-logs
+mkdir -p "$logdir"
+npass=0
+nfail=0
+nskip=0
+
+# Kernel markers, matched case-sensitively as the kernel prints them.
+# "traps:" lines are user processes faulting (the test reports those
+# itself), not the kernel.
+MARKS='BUG:|WARNING:|Oops|general protection fault'
+kmsg_ok=0
+dmesg >/dev/null 2>&1 && kmsg_ok=1
+kmsg_lines() { dmesg | grep -E "$MARKS" | grep -v 'traps:'; }
+kmsg_count() {
+	if [ $kmsg_ok = 1 ]; then
+		kmsg_lines | wc -l
+	else
+		echo 0
+	fi
+}
+kmsg_seen=$(kmsg_count)
+
+# Like the guest's init: frame a program's TAP and report kernel log
+# markers that appeared while it ran.
+run_prog() {
+	local name=$1 rc n
+	shift
+	echo "### BEGIN $name"
+	timeout -k 10 "$prog_timeout" "$@" 2>&1
+	rc=$?
+	echo "### END $name rc=$rc"
+	n=$(kmsg_count)
+	if [ "$n" -gt "$kmsg_seen" ]; then
+		kmsg_lines | tail -n $((n - kmsg_seen)) |
+			sed "s/^/### KMSG $name /"
+	fi
+	kmsg_seen=$n
+}
+
+# Judge a framed log with tap.awk and add its counts to the totals.
+judge() {
+	local log=$1 res p f s
+	res=$(awk -f "$here/vm/tap.awk" "$log")
+	echo "$res" | grep -v '^RESULT '
+	read -r p f s < <(echo "$res" | sed -n 's/^RESULT //p')
+	npass=$((npass + p)) nfail=$((nfail + f)) nskip=$((nskip + s))
+	echo "# $2: $p passed, $f failed, $s skipped"
+}
+
+skip() {
+	echo "ok - $1 # SKIP $2"
+	nskip=$((nskip + 1))
+}
+
+# run_set KIND BACKEND_OPTS LABEL: every binary in $B/selftests/KIND.
+run_set() {
+	local kind=$1 opts=$2 label=$3 log=$logdir/$3.log t found=0
+	: >"$log"
+	for t in "$B/selftests/$kind"/*; do
+		if [ ! -f "$t" ] || [ ! -x "$t" ]; then
+			continue
+		fi
+		found=1
+		# Not in a pipeline: run_prog keeps kmsg_seen in this shell.
+		HPMEM_OPTS="$opts" run_prog "$label-${t##*/}" "$t" >"$log.one"
+		cat "$log.one"
+		cat "$log.one" >>"$log"
+	done
+	if [ $found = 0 ]; then
+		skip "$label" "no tests in $B/selftests/$kind"
+		return
+	fi
+	rm -f "$log.one"
+	judge "$log" "$label"
+}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+
+echo "TAP version 13"
+echo "# host tests, backend anon"
+run_set host "--backend anon" host-anon
+run_set san "--backend anon" san-anon
+
+# hugetlbfs: reserve pages on top of what is there (other users of the
+# machine keep theirs) and give back exactly what was added.
+huge_dir=
+huge_added=0
+huge_cleanup() {
+	if [ -n "$huge_dir" ]; then
+		umount "$huge_dir" 2>/dev/null
+		rmdir "$huge_dir" 2>/dev/null
+		huge_dir=
+	fi
+	if [ "$huge_added" -gt 0 ]; then
+		local cur
+		cur=$(cat /proc/sys/vm/nr_hugepages)
+		echo $((cur - huge_added)) >/proc/sys/vm/nr_hugepages 2>/dev/null
+		huge_added=0
+	fi
+}
+trap huge_cleanup EXIT
+trap 'huge_cleanup; exit 130' INT TERM
+
+huge_setup() {
+	local before after
+	[ "$(id -u)" = 0 ] || { echo "not root"; return 1; }
+	grep -q hugetlbfs /proc/filesystems || { echo "no hugetlbfs"; return 1; }
+	before=$(cat /proc/sys/vm/nr_hugepages) || { echo "no nr_hugepages"; return 1; }
+	if ! echo $((before + huge_pages)) >/proc/sys/vm/nr_hugepages 2>/dev/null; then
+		echo "cannot write /proc/sys/vm/nr_hugepages"
+		return 1
+	fi
+	after=$(cat /proc/sys/vm/nr_hugepages)
+	huge_added=$((after - before))
+	if [ "$huge_added" -lt "$huge_pages" ]; then
+		echo "only $huge_added of $huge_pages 2 MiB pages could be reserved"
+		return 1
+	fi
+	huge_dir=$(mktemp -d /tmp/hpmem-huge.XXXXXX)
+	if ! mount -t hugetlbfs -o pagesize=2M hpmem-test "$huge_dir" 2>/dev/null; then
+		echo "cannot mount hugetlbfs"
+		return 1
+	fi
+}
+
+# Not in $(...): huge_setup sets huge_dir and huge_added for the cleanup.
+if huge_setup >"$logdir/huge-skip.txt"; then
+	echo "# host tests, backend hugetlbfs ($huge_added pages, $huge_dir)"
+	run_set host "--backend hugetlbfs --huge-dir $huge_dir" host-hugetlbfs
+	run_set san "--backend hugetlbfs --huge-dir $huge_dir" san-hugetlbfs
+else
+	skip "hugetlbfs backend" "$(cat "$logdir/huge-skip.txt")"
+fi
+huge_cleanup
+
+if [ $host_only = 0 ]; then
+	echo "# guest tests (QEMU, both kernels)"
+	"$here/vm/run.sh" --kernel all 2>&1 | tee "$logdir/vm.log"
+	vm_rc=${PIPESTATUS[0]}
+	got=0
+	while read -r p f s; do
+		npass=$((npass + p)) nfail=$((nfail + f)) nskip=$((nskip + s))
+		got=$((got + 1))
+	done < <(sed -n 's/^# vm [^ ]* ([^)]*): \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' \
+		"$logdir/vm.log")
+	if [ "$got" -lt 2 ] || { [ "$vm_rc" != 0 ] && [ "$nfail" = 0 ]; }; then
+		echo "not ok - guest suite (exit $vm_rc, $got kernel summaries)"
+		nfail=$((nfail + 1))
+	fi
+
+	# The module as users install it: dkms add/build for every kernel with
+	# headers, then removed again (needs root, writes /usr/src, /var/lib/dkms).
+	if [ "$(id -u)" != 0 ] || ! command -v dkms >/dev/null ||
+	   [ ! -x "$TOP/scripts/dkms-install.sh" ]; then
+		skip "dkms build" "needs root, dkms and scripts/dkms-install.sh"
+	elif "$TOP/scripts/dkms-install.sh" --check >"$logdir/dkms.log" 2>&1; then
+		echo "ok - dkms build (log $logdir/dkms.log)"
+		npass=$((npass + 1))
+	else
+		tail -n 20 "$logdir/dkms.log" | sed 's/^/# /'
+		echo "not ok - dkms build (log $logdir/dkms.log)"
+		nfail=$((nfail + 1))
+	fi
+
+	if [ -f "$TOP/bench/Makefile" ]; then
+		echo "# benchmark smoke run"
+		if make -C "$TOP" --no-print-directory B="$B" bench-smoke 2>&1 |
+				tee "$logdir/bench-smoke.log"; then
+			echo "ok - bench-smoke"
+			npass=$((npass + 1))
+		else
+			echo "not ok - bench-smoke"
+			nfail=$((nfail + 1))
+		fi
+	else
+		skip "bench-smoke" "no bench/Makefile"
+	fi
+fi
+
+echo "$npass passed, $nfail failed, $nskip skipped"
+[ "$nfail" = 0 ]

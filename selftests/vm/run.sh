@@ -1,0 +1,188 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Boot Debian kernels in QEMU (TCG, 2 sockets, 2 NUMA nodes) with an
+# initramfs holding busybox, hpmem.ko and the static selftests; judge the
+# console output (TAP, kernel log markers). Exits non-zero on any failure.
+#
+# Usage: selftests/vm/run.sh [--kernel 6.1|6.12|all] [--demo] [--run 'CMD']
+#            [--extra DIR] [--timeout SEC] [--modparams 'pages=64,64']
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+TOP=${TOP:-$(cd "$here/../.." && pwd)}
+B=${B:-$TOP/build}
+
+kernels=all
+mode="test"
+run_cmd=
+extra=
+timeout=${HPMEM_VM_TIMEOUT:-900}
+prog_timeout=${HPMEM_VM_PROG_TIMEOUT:-300}
+# A cap above the guest's RAM, so that pool growth can also fail in the
+# page allocator (tested), not only at the cap.
+modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=1024}
+mem_per_node=${HPMEM_VM_NODE_MEM:-1G}
+
+usage() {
+	sed -n '7,8p' "$0" | sed 's/^# //' >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel)	kernels=$2; shift ;;
+	--demo)		mode=demo ;;
+	--run)		mode=run; run_cmd=$2; shift ;;
+	--extra)	extra=$2; shift ;;
+	--timeout)	timeout=$2; shift ;;
+	--modparams)	modparams=$2; shift ;;
+	-h|--help)	usage ;;
+	*)		echo "unknown argument: $1" >&2; usage ;;
+	esac
+	shift
+done
+
+case "$kernels" in
+all)		series="6.1 6.12" ;;
+6.1|6.12)	series=$kernels ;;
+*)		usage ;;
+esac
+
+if [ -n "$extra" ] && [ ! -d "$extra" ]; then
+	echo "--extra $extra: not a directory" >&2
+	exit 2
+fi
+
+# busybox-static installs /bin/busybox (the dynamic busybox package would not
+# run in the initramfs, which has no libc).
+busybox=/bin/busybox
+
+# Newest installed kernel of a series that has headers (hpmem.ko is built
+# against them), e.g. 6.1 -> 6.1.0-56-amd64, 6.12 -> 6.12.117+deb12-amd64.
+find_kver() {
+	local s=$1 k
+	for k in $(find /boot -maxdepth 1 -name "vmlinuz-$s.*" |
+		   sed 's|.*/vmlinuz-||' | sort -V -r); do
+		if [ -d "/lib/modules/$k/build" ]; then
+			echo "$k"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# Copy a module of the guest kernel into the initramfs, uncompressed
+# (busybox insmod does not decompress).
+copy_kmod() {
+	local kver=$1 rel=$2 dst=$3 f
+	for f in /lib/modules/"$kver"/kernel/"$rel".ko{,.xz,.zst}; do
+		[ -f "$f" ] || continue
+		case "$f" in
+		*.xz)	xz -dc "$f" >"$dst" ;;
+		*.zst)	zstd -qdc "$f" >"$dst" ;;
+		*)	cp "$f" "$dst" ;;
+		esac
+		return 0
+	done
+	return 1
+}
+
+build_initramfs() {
+	local kver=$1 work=$2 root=$2/root f
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,sbin,etc,lib,proc,sys,dev,tmp,mnt,root,tests/kmod,tests/lib}
+	cp "$busybox" "$root/bin/busybox"
+	ln -s busybox "$root/bin/sh"
+	cp "$here/init" "$root/init"
+	chmod 755 "$root/init"
+	mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null || true
+
+	if [ -f "$B/kmod/$kver/hpmem.ko" ]; then
+		cp "$B/kmod/$kver/hpmem.ko" "$root/lib/hpmem.ko"
+	else
+		echo "# vm: $B/kmod/$kver/hpmem.ko not built" >&2
+	fi
+	copy_kmod "$kver" drivers/block/brd "$root/lib/brd.ko" ||
+		echo "# vm: brd.ko not found for $kver (O_DIRECT tests skip)" >&2
+
+	for f in "$B"/selftests/guest/kmod/*; do
+		[ -x "$f" ] && cp "$f" "$root/tests/kmod/"
+	done
+	for f in "$B"/selftests/guest/lib/*; do
+		[ -x "$f" ] && cp "$f" "$root/tests/lib/"
+	done
+	if [ -n "$extra" ]; then
+		mkdir -p "$root/extra"
+		cp -a "$extra"/. "$root/extra/"
+	fi
+
+	{
+		echo "MODE=$mode"
+		echo "KVER='$kver'"
+		echo "MODPARAMS='$modparams'"
+		echo "PROG_TIMEOUT=$prog_timeout"
+	} >"$root/etc/vm.conf"
+	case "$mode" in
+	demo)
+		if [ -x "$B/examples/demo" ]; then
+			cp "$B/examples/demo" "$root/bin/demo"
+			echo "demo" >"$root/etc/vm-run.sh"
+		else
+			echo "echo '# examples/demo not built yet: module loaded, stats above'" \
+				>"$root/etc/vm-run.sh"
+		fi
+		;;
+	run)	printf '%s\n' "$run_cmd" >"$root/etc/vm-run.sh" ;;
+	*)	: >"$root/etc/vm-run.sh" ;;
+	esac
+
+	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) \
+		>"$work/initramfs.cpio"
+}
+
+# Boot one kernel; the last line is "# vm SERIES (KVER): N passed, ...".
+boot() {
+	local s=$1 kver work log res rc
+	if ! kver=$(find_kver "$s"); then
+		echo "# vm $s: no /boot/vmlinuz-$s.* with headers installed"
+		echo "# vm $s (none): 0 passed, 1 failed, 0 skipped"
+		return 1
+	fi
+	# A private work directory: several people may run the rig at once.
+	work=$(mktemp -d "$B/vm/run.XXXXXX")
+	build_initramfs "$kver" "$work" || return 1
+	rm -rf "$work/root"
+	log=$work/console.log
+	echo "# vm: booting $kver ($mode), log $B/vm/console-$kver.log"
+
+	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg \
+		-m 2G -smp 2,sockets=2,cores=1,threads=1 \
+		-object memory-backend-ram,id=m0,size="$mem_per_node" \
+		-object memory-backend-ram,id=m1,size="$mem_per_node" \
+		-numa node,nodeid=0,cpus=0,memdev=m0 \
+		-numa node,nodeid=1,cpus=1,memdev=m1 \
+		-kernel "/boot/vmlinuz-$kver" -initrd "$work/initramfs.cpio" \
+		-append "console=ttyS0 loglevel=4 panic=-1 mitigations=off rdinit=/init" \
+		-nographic -no-reboot </dev/null 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	[ "$rc" = 124 ] && echo "# vm $s: killed after ${timeout}s"
+
+	if [ "$mode" = test ]; then
+		res=$(awk -v need_done=1 -f "$here/tap.awk" "$log")
+	else
+		res=$(awk -v need_done=1 -v run_mode=1 -f "$here/tap.awk" "$log")
+	fi
+	echo "$res" | grep -v '^RESULT '
+	read -r p f k < <(echo "$res" | sed -n 's/^RESULT //p')
+	cp "$log" "$B/vm/console-$kver.log"
+	rm -rf "$work"
+	echo "# vm $s ($kver): $p passed, $f failed, $k skipped"
+	[ "$f" = 0 ]
+}
+
+mkdir -p "$B/vm"
+status=0
+for s in $series; do
+	boot "$s" || status=1
+done
+exit $status
