@@ -176,9 +176,8 @@ TEST_F(mz, aligned_bounded_contig)
 	if (!mz) {
 		ASSERT_GT(8u << 20, longest);
 		ASSERT_EQ(ENOMEM, hpm_errno);
-		TH_LOG("longest IOVA-contiguous run %zu bytes: refused as it must",
+		TH_LOG("longest IOVA-contiguous run %zu bytes: refused as it may",
 		       longest);
-		dump_checks(_metadata);
 		return;
 	}
 	ASSERT_NE(NULL, mz);
