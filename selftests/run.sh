@@ -76,11 +76,12 @@ skip() {
 	nskip=$((nskip + 1))
 }
 
-# run_set KIND BACKEND_OPTS LABEL: every binary in $B/selftests/KIND.
+# run_set KIND BACKEND_OPTS LABEL [BUILD]: every binary in BUILD/selftests/KIND
+# (BUILD defaults to $B).
 run_set() {
-	local kind=$1 opts=$2 label=$3 log=$logdir/$3.log t found=0
+	local kind=$1 opts=$2 label=$3 build=${4:-$B} log=$logdir/$3.log t found=0
 	: >"$log"
-	for t in "$B/selftests/$kind"/*; do
+	for t in "$build/selftests/$kind"/*; do
 		if [ ! -f "$t" ] || [ ! -x "$t" ]; then
 			continue
 		fi
@@ -91,7 +92,7 @@ run_set() {
 		cat "$log.one" >>"$log"
 	done
 	if [ $found = 0 ]; then
-		skip "$label" "no tests in $B/selftests/$kind"
+		skip "$label" "no tests in $build/selftests/$kind"
 		return
 	fi
 	rm -f "$log.one"
@@ -105,6 +106,21 @@ echo "TAP version 13"
 echo "# host tests, backend anon"
 run_set host "--backend anon" host-anon
 run_set san "--backend anon" san-anon
+
+# HPM_DEBUG=1 builds add heap trailer cookies, mempool object cookies and
+# mbuf checks in every operation; the tests of those SKIP in the others.
+echo "# host tests, HPM_DEBUG=1 build, backend anon"
+dbg=$B/debug
+if make -C "$TOP/lib" --no-print-directory HPM_DEBUG=1 B="$dbg" \
+		>"$logdir/debug-build.log" 2>&1 &&
+   make -C "$TOP/selftests" --no-print-directory HPM_DEBUG=1 B="$dbg" \
+		KS_DIR="$B/kselftest" host >>"$logdir/debug-build.log" 2>&1; then
+	run_set host "--backend anon" debug-anon "$dbg"
+else
+	tail -n 20 "$logdir/debug-build.log" | sed 's/^/# /'
+	echo "not ok - HPM_DEBUG=1 build (log $logdir/debug-build.log)"
+	nfail=$((nfail + 1))
+fi
 
 # hugetlbfs: reserve pages on top of what is there (other users of the
 # machine keep theirs) and give back exactly what was added.
