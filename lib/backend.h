@@ -99,11 +99,12 @@ int hpm_be_file_map(struct hpm_be *be, void *addr, size_t len, uint64_t off,
 void hpm_be_file_detach(struct hpm_be *be);
 void hpm_be_file_destroy(struct hpm_be *be);
 /*
- * Allocate [off, off + len) of be->fd on @node (fallocate under a
- * temporary thread memory policy; @strict: MPOL_BIND, else PREFERRED).
+ * Size be->fd for @bytes per node (rounded up to pages) and allocate each
+ * node's range on that node, in node order. @strict: a page that cannot be
+ * had on its node fails the call instead of landing elsewhere.
  */
-int hpm_be_file_alloc_node(struct hpm_be *be, uint64_t off, uint64_t len,
-			   int node, bool strict);
+int hpm_be_file_populate(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
+			 bool strict);
 /* mmap() as @how says; 0 or -errno (-EADDRINUSE: NOREPLACE and taken). */
 int hpm_mmap_how(void *addr, size_t len, int prot, int flags, int fd,
 		 off_t off, enum hpm_map_how how, void **out);

@@ -35,7 +35,6 @@ static int anon_probe(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 static int anon_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 {
 	char path[PATH_MAX];
-	uint64_t off = 0;
 	int ret;
 
 	anon_geometry(be);
@@ -48,24 +47,10 @@ static int anon_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 	ret = hpm_be_file_create(be, path);
 	if (ret)
 		return ret;
-	for (int n = 0; n < HPM_MAX_NODES; n++)
-		be->node_bytes[n] = HPM_ALIGN_UP(bytes[n], be->page_sz);
-	for (int n = 0; n < HPM_MAX_NODES; n++)
-		off += be->node_bytes[n];
-	be->size = off;
-	if (ftruncate(be->fd, (off_t)be->size)) {
-		ret = -errno;
+	/* Best effort: anon memory is for machines without hugepages. */
+	ret = hpm_be_file_populate(be, bytes, false);
+	if (ret)
 		goto fail;
-	}
-	off = 0;
-	for (int n = 0; n < HPM_MAX_NODES; n++) {
-		if (!be->node_bytes[n])
-			continue;
-		ret = hpm_be_file_alloc_node(be, off, be->node_bytes[n], n, false);
-		if (ret)
-			goto fail;
-		off += be->node_bytes[n];
-	}
 	return 0;
 fail:
 	hpm_be_file_destroy(be);

@@ -201,8 +201,12 @@ void hpm_be_file_destroy(struct hpm_be *be)
 		unlink_if_same(be->fd, be->path);
 }
 
-int hpm_be_file_alloc_node(struct hpm_be *be, uint64_t off, uint64_t len,
-			   int node, bool strict)
+/*
+ * Allocate [off, off + len) of be->fd on @node (fallocate under a
+ * temporary thread memory policy; @strict: MPOL_BIND, else PREFERRED).
+ */
+static int alloc_node(struct hpm_be *be, uint64_t off, uint64_t len, int node,
+		      bool strict)
 {
 	unsigned long old_mask[HPM_MASK_BITS / (8 * sizeof(long))];
 	unsigned long mask[HPM_MASK_BITS / (8 * sizeof(long))] = { 0 };
@@ -243,6 +247,35 @@ int hpm_be_file_alloc_node(struct hpm_be *be, uint64_t off, uint64_t len,
 			be->ops->name, (unsigned long long)(len >> 20), node,
 			strerror(-err));
 		return err == -ENOSPC ? -ENOMEM : err;
+	}
+	return 0;
+}
+
+int hpm_be_file_populate(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
+			 bool strict)
+{
+	uint64_t off = 0;
+	int ret;
+
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
+		be->node_bytes[n] = HPM_ALIGN_UP(bytes[n], be->page_sz);
+		off += be->node_bytes[n];
+	}
+	be->size = off;
+	if (ftruncate(be->fd, (off_t)be->size)) {
+		ret = -errno;
+		hpm_log(HPM_LOG_ERR, "%s: cannot size %s: %s", be->ops->name,
+			be->path, strerror(errno));
+		return ret;
+	}
+	off = 0;
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
+		if (!be->node_bytes[n])
+			continue;
+		ret = alloc_node(be, off, be->node_bytes[n], n, strict);
+		if (ret)
+			return ret;
+		off += be->node_bytes[n];
 	}
 	return 0;
 }

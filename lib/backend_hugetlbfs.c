@@ -136,7 +136,6 @@ static int huge_probe(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 static int huge_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 {
 	char dir[PATH_MAX], path[PATH_MAX + HPM_NAME_SIZE + 8];
-	uint64_t off = 0;
 	long nfree;
 	int ret;
 
@@ -166,26 +165,10 @@ static int huge_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 		ret = -ENOMEM;
 		goto fail;
 	}
-	for (int n = 0; n < HPM_MAX_NODES; n++) {
-		be->node_bytes[n] = HPM_ALIGN_UP(bytes[n], be->page_sz);
-		off += be->node_bytes[n];
-	}
-	be->size = off;
-	if (ftruncate(be->fd, (off_t)be->size)) {
-		ret = -errno;
-		hpm_log(HPM_LOG_ERR, "hugetlbfs: cannot size %s: %s", path, strerror(errno));
+	/* Strict: a page on the wrong node would lie in the memseg table. */
+	ret = hpm_be_file_populate(be, bytes, true);
+	if (ret)
 		goto fail;
-	}
-	off = 0;
-	for (int n = 0; n < HPM_MAX_NODES; n++) {
-		if (!be->node_bytes[n])
-			continue;
-		/* Strict: a page on the wrong node would lie in the memseg table. */
-		ret = hpm_be_file_alloc_node(be, off, be->node_bytes[n], n, true);
-		if (ret)
-			goto fail;
-		off += be->node_bytes[n];
-	}
 	return 0;
 fail:
 	hpm_be_file_destroy(be);
