@@ -107,6 +107,19 @@ echo "# host tests, backend anon"
 run_set host "--backend anon" host-anon
 run_set san "--backend anon" san-anon
 
+# The library must build warning-free with clang as well as gcc.
+if ! command -v clang >/dev/null; then
+	skip "clang build" "clang not installed"
+elif make -C "$TOP/lib" --no-print-directory CC=clang B="$B/clang" \
+		>"$logdir/clang-build.log" 2>&1; then
+	echo "ok - library builds with clang -Wall -Wextra -Werror"
+	npass=$((npass + 1))
+else
+	tail -n 20 "$logdir/clang-build.log" | sed 's/^/# /'
+	echo "not ok - clang build (log $logdir/clang-build.log)"
+	nfail=$((nfail + 1))
+fi
+
 # HPM_DEBUG=1 builds add heap trailer cookies, mempool object cookies and
 # mbuf checks in every operation; the tests of those SKIP in the others.
 echo "# host tests, HPM_DEBUG=1 build, backend anon"
