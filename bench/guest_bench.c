@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Guest rows of make bench (static, run in the QEMU guest with hpmem.ko
+ * loaded): filling a node's pool against the kernel reserving as many
+ * hugetlb pages there, and first-touching 512 MiB mapped from /dev/hpmem,
+ * MAP_HUGETLB and ordinary 4 KiB pages. Under TCG only the ratios mean
+ * anything. Prints "GBENCH id hpmem_ns baseline baseline_ns hpmem_faults
+ * baseline_faults" lines for bench/run.sh.
+ *
+ * Usage: guest_bench [node]   (default: the highest node with memory)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/hpmem.h>
+
+#define PAGES		256u
+#define MAP_LEN		((size_t)PAGES * HPMEM_PAGE_SIZE)	/* 512 MiB */
+#define REPS		5
+#define TOUCH_STRIDE	4096u
+#define MPOL_BIND_	2
+
+struct sample {
+	double ns;
+	long faults;
+};
+
+static int node;
+static int ctl = -1;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static long minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+static int cmp_sample(const void *a, const void *b)
+{
+	const struct sample *x = a, *y = b;
+
+	return (x->ns > y->ns) - (x->ns < y->ns);
+}
+
+static struct sample median(struct sample *s)
+{
+	qsort(s, REPS, sizeof(*s), cmp_sample);
+	return s[REPS / 2];
+}
+
+static int pool_resize(uint64_t nr)
+{
+	struct hpmem_pool_resize a = {
+		.argsz = sizeof(a), .node = (uint32_t)node, .nr_pages = nr,
+	};
+
+	return ioctl(ctl, HPMEM_IOC_POOL_RESIZE, &a) ? -errno : 0;
+}
+
+static int pool_total(uint64_t *total, uint64_t *free_pages)
+{
+	struct hpmem_node_info a = { .argsz = sizeof(a), .node = (uint32_t)node };
+
+	if (ioctl(ctl, HPMEM_IOC_NODE_INFO, &a))
+		return -errno;
+	*total = a.total_pages;
+	*free_pages = a.free_pages;
+	return 0;
+}
+
+static char hugetlb_path[128];
+
+static long hugetlb_get(void)
+{
+	FILE *f = fopen(hugetlb_path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int hugetlb_set(long v)
+{
+	FILE *f = fopen(hugetlb_path, "w");
+	int rc;
+
+	if (!f)
+		return -errno;
+	rc = fprintf(f, "%ld\n", v) < 0 ? -EIO : 0;
+	if (fclose(f))
+		rc = -errno;
+	return rc;
+}
+
+/* Keep a mapping's pages on the node under test (no libnuma: static). */
+static void bind_node(void *p, size_t len)
+{
+	unsigned long mask = 1ul << node;
+
+	if (syscall(SYS_mbind, p, len, MPOL_BIND_, &mask,
+		    sizeof(mask) * 8, 0))
+		perror("guest_bench: mbind");
+}
+
+/* Write one byte per 4 KiB, as a user filling the buffer would fault. */
+static struct sample touch(char *p)
+{
+	struct sample s;
+	long f0 = minflt();
+	uint64_t t0 = now_ns();
+
+	for (size_t off = 0; off < MAP_LEN; off += TOUCH_STRIDE)
+		((volatile char *)p)[off] = 1;
+	s.ns = (double)(now_ns() - t0);
+	s.faults = minflt() - f0;
+	return s;
+}
+
+static int touch_hpmem(struct sample *s)
+{
+	struct hpmem_region_create rc = { .argsz = sizeof(rc) };
+	struct hpmem_region_grow g = {
+		.argsz = sizeof(g), .node = (uint32_t)node, .nr_pages = PAGES,
+	};
+	int fd, err = 0;
+	void *p;
+
+	if (pool_resize(PAGES))
+		return -ENOMEM;
+	fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	snprintf(rc.name, sizeof(rc.name), "gbench-%d", (int)getpid());
+	if (ioctl(fd, HPMEM_IOC_REGION_CREATE, &rc) ||
+	    ioctl(fd, HPMEM_IOC_REGION_GROW, &g)) {
+		err = -errno;
+		goto out;
+	}
+	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		 (off_t)g.offset);
+	if (p == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	*s = touch(p);
+	munmap(p, MAP_LEN);
+out:
+	/* a region that is not persistent goes away with its last file */
+	close(fd);
+	pool_resize(0);
+	return err;
+}
+
+static int touch_hugetlb(struct sample *s, long base)
+{
+	void *p;
+	int err = 0;
+
+	if (hugetlb_set(base + PAGES) || hugetlb_get() != base + PAGES) {
+		hugetlb_set(base);
+		return -ENOMEM;
+	}
+	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	if (p == MAP_FAILED) {
+		err = -errno;
+	} else {
+		bind_node(p, MAP_LEN);
+		*s = touch(p);
+		munmap(p, MAP_LEN);
+	}
+	hugetlb_set(base);
+	return err;
+}
+
+static int touch_4k(struct sample *s)
+{
+	void *p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	/* ordinary pages: keep THP out of the comparison */
+	madvise(p, MAP_LEN, MADV_NOHUGEPAGE);
+	bind_node(p, MAP_LEN);
+	*s = touch(p);
+	munmap(p, MAP_LEN);
+	return 0;
+}
+
+static int pick_node(void)
+{
+	char path[96];
+
+	for (int n = 7; n > 0; n--) {
+		snprintf(path, sizeof(path),
+			 "/sys/devices/system/node/node%d/hugepages", n);
+		if (access(path, F_OK) == 0)
+			return n;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct sample fill[REPS], res[REPS], th[REPS], tt[REPS], t4[REPS];
+	struct sample m_fill, m_res, m_th, m_tt, m_t4;
+	uint64_t orig_pool = 0, free_pages = 0;
+	long orig_huge;
+
+	node = argc > 1 ? atoi(argv[1]) : pick_node();
+	snprintf(hugetlb_path, sizeof(hugetlb_path),
+		 "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB/nr_hugepages",
+		 node);
+	ctl = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		perror("guest_bench: " HPMEM_DEVICE_PATH);
+		return 1;
+	}
+	if (pool_total(&orig_pool, &free_pages) || free_pages != orig_pool) {
+		fprintf(stderr, "guest_bench: node %d pool unusable or in use\n",
+			node);
+		return 1;
+	}
+	orig_huge = hugetlb_get();
+	if (orig_huge < 0) {
+		fprintf(stderr, "guest_bench: cannot read %s\n", hugetlb_path);
+		return 1;
+	}
+	printf("# guest_bench: node %d, %u pages, %d reps, pool %llu, hugetlb %ld\n",
+	       node, PAGES, REPS, (unsigned long long)orig_pool, orig_huge);
+	if (pool_resize(0)) {
+		fprintf(stderr, "guest_bench: cannot empty the pool of node %d\n",
+			node);
+		return 1;
+	}
+
+	for (int r = 0; r < REPS; r++) {
+		uint64_t t0 = now_ns();
+
+		if (pool_resize(PAGES)) {
+			fprintf(stderr, "guest_bench: pool resize to %u failed\n",
+				PAGES);
+			goto fail;
+		}
+		fill[r].ns = (double)(now_ns() - t0);
+		pool_resize(0);
+
+		t0 = now_ns();
+		if (hugetlb_set(orig_huge + PAGES) ||
+		    hugetlb_get() != orig_huge + PAGES) {
+			fprintf(stderr, "guest_bench: node %d: %ld of %u hugetlb pages\n",
+				node, hugetlb_get() - orig_huge, PAGES);
+			hugetlb_set(orig_huge);
+			goto fail;
+		}
+		res[r].ns = (double)(now_ns() - t0);
+		hugetlb_set(orig_huge);
+		fill[r].faults = res[r].faults = 0;
+
+		if (touch_hpmem(&th[r]) || touch_hugetlb(&tt[r], orig_huge) ||
+		    touch_4k(&t4[r])) {
+			fprintf(stderr, "guest_bench: first-touch round %d failed\n",
+				r);
+			goto fail;
+		}
+		printf("# rep %d: fill %.0f reserve %.0f touch hpmem %.0f (%ld) hugetlb %.0f (%ld) 4k %.0f (%ld)\n",
+		       r, fill[r].ns, res[r].ns, th[r].ns, th[r].faults,
+		       tt[r].ns, tt[r].faults, t4[r].ns, t4[r].faults);
+	}
+	m_fill = median(fill);
+	m_res = median(res);
+	m_th = median(th);
+	m_tt = median(tt);
+	m_t4 = median(t4);
+	printf("GBENCH guest/pool-fill-256-vs-hugetlb %.0f hugetlb-nr_hugepages %.0f - -\n",
+	       m_fill.ns, m_res.ns);
+	printf("GBENCH guest/first-touch-512M-vs-hugetlb %.0f MAP_HUGETLB %.0f %ld %ld\n",
+	       m_th.ns, m_tt.ns, m_th.faults, m_tt.faults);
+	printf("GBENCH guest/first-touch-512M-vs-4k %.0f 4KiB-pages %.0f %ld %ld\n",
+	       m_th.ns, m_t4.ns, m_th.faults, m_t4.faults);
+	/* hpmem zeroes when the pool grows, hugetlb when a page faults in */
+	printf("GBENCH guest/fill+touch-512M-vs-hugetlb %.0f hugetlb-reserve+touch %.0f - -\n",
+	       m_fill.ns + m_th.ns, m_res.ns + m_tt.ns);
+	pool_resize(orig_pool);
+	return 0;
+fail:
+	pool_resize(orig_pool);
+	hugetlb_set(orig_huge);
+	return 1;
+}

@@ -1,0 +1,403 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Runs hpm_bench (hpmem, and glibc for the malloc rows) and dpdk_bench as
+# separate processes in alternating rounds, takes median/min/max per scenario and prints one
+# table (markdown) plus out/latest.json. Optionally adds the guest rows
+# (kmod backend against the kernel's hugepages, in QEMU TCG: ratios only).
+#
+# Usage: bench/run.sh [--rounds N] [--scale F] [--guest 0|1] [--smoke]
+#            [--doc FILE]   (replace FILE's "bench:begin/end" block)
+# Environment: B (build dir); BENCH_GUEST_KERNEL (6.12); BENCH_HUGE_DIR (a 2 MiB hugetlbfs mount to
+# use instead of a private one); BENCH_HPMEM_OPTS / BENCH_EAL_EXTRA
+# (override hpmem's options / add EAL arguments).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+TOP=${TOP:-$(cd "$here/.." && pwd)}
+B=${B:-$TOP/build}
+BIN=$B/bench
+OUTDIR=$here/out
+
+rounds=5
+scale=1
+guest=0
+smoke=0
+init_runs=3
+doc=
+
+usage() {
+	sed -n '8,13p' "$0" | sed 's/^# //' >&2
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--rounds)	rounds=$2; shift ;;
+	--scale)	scale=$2; shift ;;
+	--guest)	guest=$2; shift ;;
+	--smoke)	smoke=1 ;;
+	--doc)		doc=$2; shift ;;
+	-h|--help)	usage ;;
+	*)		echo "run.sh: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+
+if [ "$smoke" = 1 ]; then
+	# Output correctness only: a few iterations, one round, and no change
+	# to the system (no hugepage reservation, no mount).
+	rounds=1 scale=0.01 init_runs=1 guest=0
+	# keep the last real results in out/
+	OUTDIR=$here/out/smoke
+fi
+
+# Canonical row order; the smoke run checks that every one is present.
+SCENARIOS="mempool/cache512/bulk1 mempool/cache512/bulk4
+mempool/cache512/bulk32 mempool/cache0/bulk1 mempool/cache0/bulk32
+mempool/cache512/bulk32/2thr ring/spsc/bulk32 ring/mpmc/bulk32
+ring/mpmc/bulk32/2thr malloc/fixed64 malloc/fixed1k malloc/fixed64k
+malloc/mixed16-64k mbuf/single mbuf/bulk32 memzone/reserve memzone/lookup
+init/process-wall init/process-cpu init/call-wall"
+
+mkdir -p "$OUTDIR"
+raw=$OUTDIR/raw.txt
+log=$OUTDIR/log.txt
+: >"$raw"
+: >"$log"
+tmp=$(mktemp /tmp/hpmem-bench.XXXXXX)
+
+# ---- 2 MiB hugepages for both sides ------------------------------------
+
+HUGE_NEED=256		# pages: one side (256 MiB) at a time, plus slack
+huge_added=0
+huge_mnt=
+huge_mounted=0
+
+meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+
+cleanup() {
+	rm -f "$tmp"
+	if [ "$huge_mounted" = 1 ]; then
+		umount "$huge_mnt" 2>/dev/null && rmdir "$huge_mnt"
+	fi
+	# Give back only what we added: others may have reserved pages since.
+	if [ "$huge_added" -gt 0 ]; then
+		local cur
+		cur=$(cat /proc/sys/vm/nr_hugepages)
+		[ "$cur" -ge "$huge_added" ] &&
+			echo $((cur - huge_added)) >/proc/sys/vm/nr_hugepages
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+huge_setup() {
+	local free total want
+	[ "$(meminfo Hugepagesize)" = 2048 ] || return 1
+	free=$(meminfo HugePages_Free)
+	total=$(cat /proc/sys/vm/nr_hugepages)
+	if [ "$free" -lt "$HUGE_NEED" ]; then
+		[ -w /proc/sys/vm/nr_hugepages ] || return 1
+		want=$((total + HUGE_NEED - free))
+		echo "$want" >/proc/sys/vm/nr_hugepages 2>/dev/null
+		huge_added=$(($(cat /proc/sys/vm/nr_hugepages) - total))
+		[ "$huge_added" -lt 0 ] && huge_added=0
+		[ "$(meminfo HugePages_Free)" -ge "$HUGE_NEED" ] || return 1
+	fi
+	# A private mount: nobody else's files, nobody unmounts it under us.
+	huge_mnt=${BENCH_HUGE_DIR:-}
+	if [ -z "$huge_mnt" ]; then
+		huge_mnt=$(mktemp -d /tmp/hpmem-bench-huge.XXXXXX)
+		mount -t hugetlbfs -o pagesize=2M nodev "$huge_mnt" 2>/dev/null ||
+			{ rmdir "$huge_mnt"; huge_mnt=; return 1; }
+		huge_mounted=1
+	fi
+	return 0
+}
+
+if [ "$smoke" = 0 ] && huge_setup; then
+	hpm_opts="--backend hugetlbfs --huge-dir $huge_mnt"
+	no_huge=
+	mem_note="both sides on 2 MiB hugepages (hpmem: hugetlbfs backend on ${BENCH_HUGE_DIR:-a private mount}; DPDK: --in-memory)"
+else
+	hpm_opts="--backend anon"
+	no_huge=1
+	if [ "$smoke" = 1 ]; then
+		mem_note="smoke run: hpmem anon backend, DPDK --no-huge"
+	else
+		mem_note="NO HUGEPAGES (could not reserve $HUGE_NEED x 2 MiB): hpmem anon backend, DPDK --no-huge; figures are not comparable to a hugepage run"
+		echo "run.sh: $mem_note" >&2
+	fi
+fi
+hpm_opts=${BENCH_HPMEM_OPTS:-$hpm_opts}
+eal_extra=${BENCH_EAL_EXTRA:-}
+
+# ---- rounds ------------------------------------------------------------
+
+sides="hpmem"
+if [ -x "$BIN/dpdk_bench" ]; then
+	sides="hpmem dpdk"
+	dpdk_note="DPDK $(pkg-config --modversion libdpdk 2>/dev/null) (EAL -l 0-1 --no-pci $([ -n "$no_huge" ] && echo "--no-huge --no-shconf" || echo --in-memory) --no-telemetry -m 256${eal_extra:+ $eal_extra})"
+else
+	dpdk_note="DPDK not available (libdpdk-dev missing): DPDK column empty"
+	echo "run.sh: $dpdk_note" >&2
+fi
+
+failed=0
+run_side() {
+	local side=$1 r=$2 rc
+	echo "== round $r: $side" >>"$log"
+	case "$side" in
+	hpmem)	HPMEM_OPTS="$hpm_opts" timeout 600 "$BIN/hpm_bench" \
+			--scale "$scale" --init-runs "$init_runs" ;;
+	dpdk)	BENCH_NO_HUGE=$no_huge BENCH_EAL_EXTRA="$eal_extra" timeout 600 "$BIN/dpdk_bench" \
+			--scale "$scale" --init-runs "$init_runs" ;;
+	esac >"$tmp" 2>>"$log"
+	rc=$?
+	# hpm_bench reports glibc's malloc rows as "glibc:<id>"
+	awk -v s="$side" -v r="$r" '$1 == "RESULT" {
+		side = s; id = $2
+		if (sub(/^glibc:/, "", id)) side = "glibc"
+		print side, r, id, $3 }' "$tmp" >>"$raw"
+	if [ "$rc" != 0 ]; then
+		echo "run.sh: $side failed in round $r (exit $rc, see $log)" >&2
+		failed=1
+	fi
+}
+
+# A/B alternation: the side that goes first changes every round, so drift
+# (thermal, neighbours on the machine) does not favour one side.
+set -- $sides
+n=$#
+for r in $(seq 1 "$rounds"); do
+	echo "run.sh: round $r/$rounds" >&2
+	for i in $(seq 0 $((n - 1))); do
+		idx=$(( (i + r - 1) % n + 1 ))
+		run_side "${!idx}" "$r"
+	done
+done
+
+# ---- guest rows ----------------------------------------------------------
+
+graw=$OUTDIR/guest.txt
+: >"$graw"
+guest_note=
+if [ "$guest" = 1 ]; then
+	gdir=$(mktemp -d /tmp/hpmem-bench-guest.XXXXXX)
+	mkdir "$gdir/extra" "$gdir/b"
+	cp "$BIN/guest_bench" "$gdir/extra/"
+	# A build dir of our own for the VM rig: the module from ours, its
+	# work files apart from a concurrent make vmtest, and no selftests in
+	# the initramfs.
+	ln -s "$B/kmod" "$gdir/b/kmod"
+	gkern=${BENCH_GUEST_KERNEL:-6.12}
+	echo "run.sh: guest rows (QEMU TCG, kernel $gkern, kmod backend)" >&2
+	B=$gdir/b HPMEM_VM_PROG_TIMEOUT=${HPMEM_VM_PROG_TIMEOUT:-900} \
+		"$TOP/selftests/vm/run.sh" --kernel "$gkern" --extra "$gdir/extra" \
+		--run '/extra/guest_bench' >"$OUTDIR/guest-console.txt" 2>&1
+	grc=$?
+	tr -d '\r' <"$OUTDIR/guest-console.txt" |
+		awk '$1 == "GBENCH" { $1 = ""; sub(/^ /, ""); print }' >"$graw"
+	rm -rf "$gdir"
+	if [ ! -s "$graw" ]; then
+		echo "run.sh: guest run produced no rows (exit $grc, see $OUTDIR/guest-console.txt)" >&2
+		failed=1
+	fi
+	guest_note="guest: QEMU TCG (2 vCPUs, 2 nodes of 1 GiB), Debian kernel $gkern, hpmem.ko, node 1, median of 5; timings under TCG are only meaningful as ratios. hpmem zeroes pages when the pool grows (fill row), hugetlb when a page first faults (touch row); the fill+touch row adds both"
+fi
+
+# ---- statistics, table, JSON ---------------------------------------------
+
+host_cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+host_note="$(nproc) CPUs ($host_cpu), $(($(meminfo MemTotal) / 1048576)) GiB RAM, kernel $(uname -r), $(date -u '+%Y-%m-%d %H:%M UTC')"
+
+awk -v scen="$SCENARIOS" -v graw="$graw" -v jsonf="$OUTDIR/latest.json" \
+    -v have_dpdk="$([ -x "$BIN/dpdk_bench" ] && echo 1 || echo 0)" \
+    -v smoke="$smoke" -v rounds="$rounds" -v mdf="$OUTDIR/latest.md" '
+function sortv(a, n,   i, j, t) {
+	for (i = 2; i <= n; i++) {
+		t = a[i]
+		for (j = i - 1; j >= 1 && a[j] > t; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+}
+# Sets med[], mn[], mx[] for key side SUBSEP id; "" when there is no value.
+function stat(side, id,   k, n, v, i) {
+	k = side SUBSEP id
+	n = cnt[k]
+	if (!n) { med[k] = mn[k] = mx[k] = ""; return }
+	split(vals[k], v, " ")
+	for (i = 1; i <= n; i++) v[i] += 0
+	sortv(v, n)
+	med[k] = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+	mn[k] = v[1]; mx[k] = v[n]
+}
+function fmt(v) {
+	if (v == "") return "-"
+	if (v < 10) return sprintf("%.2f", v)
+	if (v < 1000) return sprintf("%.1f", v)
+	return sprintf("%.0f", v)
+}
+function jnum(v) { return v == "" ? "null" : sprintf("%.3f", v) }
+function ratio(a, b) { return (a == "" || b == "" || b <= 0) ? "" : a / b }
+function fr(v) { return v == "" ? "-" : sprintf("%.2fx", v) }
+function out(s) { print s; print s >mdf }
+{
+	# a failed loop reports -1: flag it, keep it out of the statistics
+	if ($4 + 0 <= 0) { bad[$1 SUBSEP $3] = 1; next }
+	k = $1 SUBSEP $3
+	vals[k] = vals[k] " " $4
+	cnt[k]++
+}
+END {
+	ns = split(scen, S, /[ \n]+/)
+	out("| scenario | hpmem ns/op | DPDK ns/op | DPDK÷hpmem | glibc ns/op | glibc÷hpmem | hpmem min..max | DPDK min..max |")
+	out("|---|--:|--:|--:|--:|--:|--:|--:|")
+	printf "[" >jsonf
+	errors = 0
+	for (i = 1; i <= ns; i++) {
+		id = S[i]
+		if (id == "") continue
+		stat("hpmem", id); stat("dpdk", id); stat("glibc", id)
+		h = med["hpmem" SUBSEP id]; d = med["dpdk" SUBSEP id]
+		g = med["glibc" SUBSEP id]
+		rd = ratio(d, h); rg = ratio(g, h)
+		# every row present and positive on every side that ran
+		miss = ""
+		if (h == "" || bad["hpmem" SUBSEP id]) miss = miss " hpmem"
+		if (have_dpdk && (d == "" || bad["dpdk" SUBSEP id]))
+			miss = miss " DPDK"
+		if (id ~ /^malloc\// && (g == "" || bad["glibc" SUBSEP id]))
+			miss = miss " glibc"
+		if (miss != "") {
+			print "run.sh: " id ": no valid result from" miss >"/dev/stderr"
+			errors++
+		}
+		hr = (h == "") ? "-" : fmt(mn["hpmem" SUBSEP id]) ".." fmt(mx["hpmem" SUBSEP id])
+		dr = (d == "") ? "-" : fmt(mn["dpdk" SUBSEP id]) ".." fmt(mx["dpdk" SUBSEP id])
+		out(sprintf("| %s | %s | %s | %s | %s | %s | %s | %s |", id,
+			fmt(h), fmt(d), fr(rd), fmt(g), fr(rg), hr, dr))
+		printf "%s\n  {\"scenario\": \"%s\", \"hpmem_ns\": %s, \"dpdk_ns\": %s, \"ratio\": %s, \"hpmem_min\": %s, \"hpmem_max\": %s, \"dpdk_min\": %s, \"dpdk_max\": %s, \"glibc_ns\": %s, \"ratio_glibc\": %s, \"rounds\": %d}", \
+			(nj++ ? "," : ""), id, jnum(h), jnum(d), jnum(rd),
+			jnum(mn["hpmem" SUBSEP id]), jnum(mx["hpmem" SUBSEP id]),
+			jnum(mn["dpdk" SUBSEP id]), jnum(mx["dpdk" SUBSEP id]),
+			jnum(g), jnum(rg), cnt["hpmem" SUBSEP id] >jsonf
+	}
+	# guest rows: id hpmem_ns baseline baseline_ns hpmem_faults base_faults
+	gl = 0
+	while ((getline line <graw) > 0) {
+		split(line, G, " ")
+		if (!gl++) {
+			out("")
+			out("| guest scenario (QEMU TCG) | baseline | baseline÷hpmem | hpmem faults | baseline faults |")
+			out("|---|---|--:|--:|--:|")
+		}
+		r = ratio(G[4], G[2])
+		out(sprintf("| %s | %s | %s | %s | %s |", G[1], G[3], fr(r),
+			G[5], G[6]))
+		printf "%s\n  {\"scenario\": \"%s\", \"hpmem_ns\": %s, \"dpdk_ns\": null, \"ratio\": %s, \"baseline\": \"%s\", \"baseline_ns\": %s, \"hpmem_faults\": %s, \"baseline_faults\": %s, \"tcg\": true}", \
+			(nj++ ? "," : ""), G[1], jnum(G[2]), jnum(r), G[3],
+			jnum(G[4]), (G[5] == "-" ? "null" : G[5]),
+			(G[6] == "-" ? "null" : G[6]) >jsonf
+	}
+	print "\n]" >jsonf
+	close(jsonf)
+	# derived: aggregate scaling of the mempool on two threads
+	h1 = med["hpmem" SUBSEP "mempool/cache512/bulk32"]
+	h2 = med["hpmem" SUBSEP "mempool/cache512/bulk32/2thr"]
+	d1 = med["dpdk" SUBSEP "mempool/cache512/bulk32"]
+	d2 = med["dpdk" SUBSEP "mempool/cache512/bulk32/2thr"]
+	printf "SCALING %s %s\n", fr(ratio(h1, h2)), fr(ratio(d1, d2)) >"/dev/stderr"
+	exit errors ? 1 : 0
+}' "$raw" 2>"$tmp.err"
+stat_rc=$?
+scaling=$(sed -n 's/^SCALING //p' "$tmp.err")
+grep -v '^SCALING ' "$tmp.err" >&2
+rm -f "$tmp.err"
+
+notes() {
+	cat <<EOF
+
+Notes:
+- Median of $rounds round(s) per side (min..max alongside); the sides run as
+  separate processes, alternating which goes first each round; each round
+  reports the best of 3 sub-runs. glibc runs in hpmem's process,
+  interleaved with it sub-run by sub-run. Ratio = other ns/op ÷ hpmem ns/op (above
+  1: hpmem is faster). Single-threaded rows are timed in thread CPU time
+  (user + system, so page faults count; preemption by other tasks does
+  not), 2thr and init rows in wall time; the threads of the 2thr rows run
+  at SCHED_FIFO priority 1 during the measured loop (when root), so both
+  really run at once on a shared machine, and report the best of 7
+  sub-runs: a producer and a consumer on one ring settle into one of a few
+  regimes (lockstep on shared lines, or batches) for a whole sub-run, so
+  that row's min..max is wide on both sides. Scale $scale.
+- Host: $host_note.
+- Memory: $mem_note. $dpdk_note. Main thread on CPU 0, second thread on CPU 1.
+- ns/op is per object: a get and a put (mempool), an enqueue and a dequeue
+  (ring), a free and a malloc (malloc, with a window of 256 live blocks, or
+  1024 for the mixed 16 B..64 KiB log-uniform sizes of a fixed-seed PRNG),
+  an alloc and a free (mbuf, default buffer size, cache 256), one reserve or
+  one lookup among 1000 zones (memzone). 2thr rows: wall time ÷ objects of
+  both threads (mempool: both threads get+put bulk 32 on one pool with
+  cache 512; ring: one producer, one consumer). Pools: n=8191, 2048-byte
+  objects, cache 512 or 0.
+- Mempool 2-thread aggregate speedup over one thread: hpmem ${scaling% *}, DPDK ${scaling#* }.
+- Zeroing: rte_free() clears every freed block (so DPDK pays a memset of the
+  block size on each free: most of its 64 KiB cost); hpm_free() does not,
+  hpmem zeroes only in hpm_zmalloc()/hpm_calloc(); glibc zeroes nothing;
+  the kernel zeroes hugepages before either library first sees them.
+- init: ns per process of init(256 MiB)+cleanup. process-wall is the
+  child's whole life (exec, dynamic linking, init, cleanup, exit);
+  process-cpu its user+system CPU time; call-wall the init+cleanup calls
+  alone. Most of rte_eal_init()'s wall time is a sleep calibrating the TSC,
+  hence the CPU row; DPDK from Debian also dlopen()s every driver in its
+  plugin directory.
+EOF
+	[ -n "$guest_note" ] && echo "- $guest_note."
+	return 0
+}
+[ "$smoke" = 1 ] || notes
+notes >>"$OUTDIR/latest.md"
+echo
+echo "run.sh: wrote $OUTDIR/latest.json and $OUTDIR/latest.md" >&2
+
+# The generated part of docs/PERFORMANCE.md: between the two markers.
+if [ -n "$doc" ] && [ "$smoke" = 0 ]; then
+	{
+		echo "Run on $host_note, with:"
+		echo
+		echo '```'
+		if [ "$rounds" = 5 ] && [ "$guest" = 1 ] && [ "$scale" = 1 ]; then
+			echo "make bench"
+		else
+			echo "make lib && ./bench/run.sh --rounds $rounds --scale $scale --guest $guest"
+		fi
+		echo '```'
+		echo
+		cat "$OUTDIR/latest.md"
+	} >"$tmp.doc"
+	awk -v gen="$tmp.doc" '
+		/<!-- bench:begin -->/ { print; while ((getline l <gen) > 0) print l; skip = 1; next }
+		/<!-- bench:end -->/ { skip = 0 }
+		!skip' "$doc" >"$tmp.new" && mv "$tmp.new" "$doc" &&
+		echo "run.sh: updated $doc" >&2
+	rm -f "$tmp.doc"
+fi
+
+if [ "$smoke" = 1 ]; then
+	if command -v python3 >/dev/null; then
+		python3 -c 'import json, sys
+rows = json.load(open(sys.argv[1]))
+assert isinstance(rows, list) and rows, "empty"
+for r in rows:
+    assert r["hpmem_ns"] and r["hpmem_ns"] > 0, r["scenario"]
+' "$OUTDIR/latest.json" || { echo "run.sh: latest.json is not valid" >&2; exit 1; }
+	fi
+	if [ "$stat_rc" != 0 ] || [ "$failed" != 0 ]; then
+		echo "bench smoke: FAIL" >&2
+		exit 1
+	fi
+	echo "bench smoke: ok ($(echo $SCENARIOS | wc -w) scenarios, sides: $sides)" >&2
+fi
+[ "$failed" = 0 ]
