@@ -101,7 +101,8 @@ void hpm_be_file_destroy(struct hpm_be *be);
 /*
  * Size be->fd for @bytes per node (rounded up to pages) and allocate each
  * node's range on that node, in node order. @strict: a page that cannot be
- * had on its node fails the call instead of landing elsewhere.
+ * had on its node fails the call instead of landing elsewhere. On failure
+ * the file is removed and closed.
  */
 int hpm_be_file_populate(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
 			 bool strict);

@@ -48,14 +48,7 @@ static int anon_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 	if (ret)
 		return ret;
 	/* Best effort: anon memory is for machines without hugepages. */
-	ret = hpm_be_file_populate(be, bytes, false);
-	if (ret)
-		goto fail;
-	return 0;
-fail:
-	hpm_be_file_destroy(be);
-	hpm_be_file_detach(be);
-	return ret;
+	return hpm_be_file_populate(be, bytes, false);
 }
 
 static int anon_attach(struct hpm_be *be)

@@ -266,7 +266,7 @@ int hpm_be_file_populate(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
 		ret = -errno;
 		hpm_log(HPM_LOG_ERR, "%s: cannot size %s: %s", be->ops->name,
 			be->path, strerror(errno));
-		return ret;
+		goto err_remove;
 	}
 	off = 0;
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
@@ -274,8 +274,13 @@ int hpm_be_file_populate(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
 			continue;
 		ret = alloc_node(be, off, be->node_bytes[n], n, strict);
 		if (ret)
-			return ret;
+			goto err_remove;
 		off += be->node_bytes[n];
 	}
 	return 0;
+
+err_remove:
+	hpm_be_file_destroy(be);
+	hpm_be_file_detach(be);
+	return ret;
 }

@@ -162,18 +162,12 @@ static int huge_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 		hpm_log(HPM_LOG_ERR, "hugetlbfs: %llu pages of %llu KiB needed, %ld free",
 			(unsigned long long)pages_needed(bytes, be->page_sz),
 			(unsigned long long)(be->page_sz >> 10), nfree);
-		ret = -ENOMEM;
-		goto fail;
+		hpm_be_file_destroy(be);
+		hpm_be_file_detach(be);
+		return -ENOMEM;
 	}
 	/* Strict: a page on the wrong node would lie in the memseg table. */
-	ret = hpm_be_file_populate(be, bytes, true);
-	if (ret)
-		goto fail;
-	return 0;
-fail:
-	hpm_be_file_destroy(be);
-	hpm_be_file_detach(be);
-	return ret;
+	return hpm_be_file_populate(be, bytes, true);
 }
 
 static int huge_attach(struct hpm_be *be)
