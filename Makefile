@@ -38,7 +38,7 @@ test:
 test-host: lib selftests
 	selftests/run.sh --host-only
 
-vmtest: kmod selftests
+vmtest: kmod tools selftests
 	selftests/vm/run.sh
 
 # Main job: build everything, boot the guest, load the module, run the demo.

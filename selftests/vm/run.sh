@@ -105,6 +105,9 @@ build_initramfs() {
 	copy_kmod "$kver" drivers/block/brd "$root/lib/brd.ko" ||
 		echo "# vm: brd.ko not found for $kver (O_DIRECT tests skip)" >&2
 
+	if [ -x "$B/tools/hpmemctl.static" ]; then
+		cp "$B/tools/hpmemctl.static" "$root/bin/hpmemctl"
+	fi
 	for f in "$B"/selftests/guest/kmod/*; do
 		[ -x "$f" ] && cp "$f" "$root/tests/kmod/"
 	done
