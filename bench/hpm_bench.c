@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The hpmem side of make bench: the scenarios of bench.h on libhpmem, and
- * the malloc rows on glibc too.
+ * The hpmem side of make bench: the scenarios of scenarios.h on libhpmem,
+ * and the malloc rows on glibc too.
  */
 #include "bench.h"
 
@@ -15,13 +15,52 @@
 
 #define WORKER_CPU	1
 
-static void die(const char *what)
+/* The API shim of scenarios.h. */
+#define SIDE_PROG		"hpm_bench"
+#define SIDE_MEMPOOL		struct hpm_mempool
+#define SIDE_RING		struct hpm_ring
+#define SIDE_MBUF		struct hpm_mbuf
+#define SIDE_MEMZONE		struct hpm_memzone
+#define SIDE_MZ_NAMESIZE	HPM_NAME_SIZE
+#define SIDE_MP_CREATE(name, n, elt, cache)				\
+	hpm_mempool_create(name, n, elt, cache, 0, NULL, NULL,		\
+			   HPM_SOCKET_ANY, 0)
+#define SIDE_MP_FREE(mp)		hpm_mempool_free(mp)
+#define SIDE_MP_GET(mp, o)		hpm_mempool_get(mp, o)
+#define SIDE_MP_PUT(mp, o)		hpm_mempool_put(mp, o)
+#define SIDE_MP_GET_BULK(mp, o, n)	hpm_mempool_get_bulk(mp, o, n)
+#define SIDE_MP_PUT_BULK(mp, o, n)	hpm_mempool_put_bulk(mp, o, n)
+/* hand the cached objects back before the thread's slot goes */
+#define SIDE_MP_WORKER_DONE(mp)		hpm_mempool_cache_flush(mp)
+#define SIDE_RING_CREATE(name, spsc)					\
+	hpm_ring_create(name, BENCH_RING_SIZE, HPM_SOCKET_ANY,		\
+			(spsc) ? HPM_RING_F_SP_ENQ | HPM_RING_F_SC_DEQ : 0)
+#define SIDE_RING_FREE(r)		hpm_ring_free(r)
+#define SIDE_RING_SP_ENQ(r, o, n)	hpm_ring_sp_enqueue_bulk(r, o, n, NULL)
+#define SIDE_RING_SC_DEQ(r, o, n)	hpm_ring_sc_dequeue_bulk(r, o, n, NULL)
+#define SIDE_RING_MP_ENQ(r, o, n)	hpm_ring_mp_enqueue_bulk(r, o, n, NULL)
+#define SIDE_RING_MC_DEQ(r, o, n)	hpm_ring_mc_dequeue_bulk(r, o, n, NULL)
+#define SIDE_MBUF_POOL_CREATE(name, n, cache)				\
+	hpm_pktmbuf_pool_create(name, n, cache, 0,			\
+				HPM_MBUF_DEFAULT_BUF_SIZE, HPM_SOCKET_ANY)
+#define SIDE_MBUF_ALLOC(mp)		hpm_pktmbuf_alloc(mp)
+#define SIDE_MBUF_FREE(m)		hpm_pktmbuf_free(m)
+#define SIDE_MBUF_ALLOC_BULK(mp, m, n)	hpm_pktmbuf_alloc_bulk(mp, m, n)
+#define SIDE_MBUF_FREE_BULK(m, n)	hpm_pktmbuf_free_bulk(m, n)
+#define SIDE_MZ_RESERVE(name, len)					\
+	hpm_memzone_reserve(name, len, HPM_SOCKET_ANY, 0)
+#define SIDE_MZ_LOOKUP(name)		hpm_memzone_lookup(name)
+#define SIDE_MZ_FREE(mz)		hpm_memzone_free(mz)
+#define SIDE_CLEANUP()			hpm_cleanup()
+
+#include "scenarios.h"
+
+static const char *side_strerror(void)
 {
-	fprintf(stderr, "hpm_bench: %s: %s\n", what, hpm_strerror(hpm_errno));
-	exit(1);
+	return hpm_strerror(hpm_errno);
 }
 
-static int lib_init(const char *tag)
+static int side_init(const char *tag)
 {
 	struct hpm_init_opts o;
 	char region[HPM_NAME_SIZE];
@@ -42,238 +81,35 @@ static int lib_init(const char *tag)
 }
 
 /* The second thread of the 2-thread rows: CPU 1, registered (main: CPU 0). */
-struct thr {
+static struct {
 	pthread_t tid;
-	void *(*fn)(void *);
+	int (*fn)(void *);
 	void *arg;
-};
+	int rc;
+} worker;
 
-static void *thr_trampoline(void *p)
+static void *worker_trampoline(void *p)
 {
-	struct thr *t = p;
-
+	(void)p;
 	if (bench_pin(WORKER_CPU) || hpm_thread_register() < 0)
 		die("worker thread setup");
-	return t->fn(t->arg);
-}
-
-static void thr_start(struct thr *t, void *(*fn)(void *), void *arg)
-{
-	t->fn = fn;
-	t->arg = arg;
-	if (pthread_create(&t->tid, NULL, thr_trampoline, t))
-		die("pthread_create");
-}
-
-/* ---- mempool ---------------------------------------------------------- */
-
-static BENCH_LOOP double mp_loop(struct hpm_mempool *mp, unsigned int bulk,
-				 uint64_t ops)
-{
-	void *objs[BENCH_BULK];
-	uint64_t n = ops / bulk, t0, t1;
-
-	t0 = bench_cpu_ns();
-	if (bulk == 1) {
-		for (uint64_t i = 0; i < n; i++) {
-			if (unlikely(hpm_mempool_get(mp, objs) < 0))
-				return -1;
-			hpm_mempool_put(mp, objs[0]);
-		}
-	} else {
-		for (uint64_t i = 0; i < n; i++) {
-			if (unlikely(hpm_mempool_get_bulk(mp, objs, bulk) < 0))
-				return -1;
-			hpm_mempool_put_bulk(mp, objs, bulk);
-		}
-	}
-	t1 = bench_cpu_ns();
-	return (double)(t1 - t0) / (double)(n * bulk);
-}
-
-struct mp2_arg {
-	struct hpm_mempool *mp;
-	uint64_t ops;
-	struct bench_gate gate;
-	double res;
-	uint64_t end;
-};
-
-static void *mp2_worker(void *p)
-{
-	struct mp2_arg *a = p;
-
-	bench_rt(1);
-	bench_gate_wait(&a->gate);
-	a->res = mp_loop(a->mp, BENCH_BULK, a->ops);
-	a->end = bench_now_ns();
-	bench_rt(0);
-	/* hand the cached objects back before the thread's slot goes */
-	hpm_mempool_cache_flush(a->mp);
+	worker.rc = worker.fn(worker.arg);
 	return NULL;
 }
 
-/* Both CPUs at once on one pool, each thread with its own cache. */
-static double mp2_run(struct hpm_mempool *mp, uint64_t ops)
+static int side_launch(int (*fn)(void *), void *arg)
 {
-	struct mp2_arg arg = { .mp = mp, .ops = ops };
-	uint64_t t0, t1;
-	struct thr t;
-	double r;
-
-	thr_start(&t, mp2_worker, &arg);
-	bench_rt(1);
-	t0 = bench_gate_open(&arg.gate, 1);
-	r = mp_loop(mp, BENCH_BULK, ops);
-	t1 = bench_now_ns();
-	bench_rt(0);
-	/* thread exit (and its slot's release) is not part of the work */
-	pthread_join(t.tid, NULL);
-	if (arg.end > t1)
-		t1 = arg.end;
-	if (r < 0 || arg.res < 0)
-		return -1;
-	return (double)(t1 - t0) / (double)(2 * ops);
+	worker.fn = fn;
+	worker.arg = arg;
+	return -pthread_create(&worker.tid, NULL, worker_trampoline, NULL);
 }
 
-static void bench_mempool(const struct bench_args *a)
+/* The thread's exit releases its registration slot. */
+static int side_join(void)
 {
-	static const unsigned int bulks[] = { 1, 4, 32 };
-	struct hpm_mempool *mp, *mp0;
-	char id[64];
+	int rc = pthread_join(worker.tid, NULL);
 
-	if (!bench_group(a, "mempool/"))
-		return;
-	mp = hpm_mempool_create("bench_mp512", BENCH_MP_N, BENCH_MP_ELT,
-				BENCH_MP_CACHE, 0, NULL, NULL, HPM_SOCKET_ANY, 0);
-	if (!mp)
-		die("hpm_mempool_create cache 512");
-	mp0 = hpm_mempool_create("bench_mp0", BENCH_MP_N, BENCH_MP_ELT, 0, 0,
-				 NULL, NULL, HPM_SOCKET_ANY, 0);
-	if (!mp0)
-		die("hpm_mempool_create cache 0");
-	for (unsigned int i = 0; i < 3; i++) {
-		snprintf(id, sizeof(id), "mempool/cache512/bulk%u", bulks[i]);
-		if (bench_want(a, id))
-			bench_result(id, BENCH_BEST(mp_loop(mp, bulks[i],
-					bench_ops(a, BENCH_OPS_FAST))));
-	}
-	for (unsigned int i = 0; i < 3; i += 2) {
-		snprintf(id, sizeof(id), "mempool/cache0/bulk%u", bulks[i]);
-		if (bench_want(a, id))
-			bench_result(id, BENCH_BEST(mp_loop(mp0, bulks[i],
-					bench_ops(a, BENCH_OPS_MEDIUM))));
-	}
-	if (bench_want(a, "mempool/cache512/bulk32/2thr"))
-		bench_result("mempool/cache512/bulk32/2thr",
-			     BENCH_BEST_N(BENCH_SUBRUNS_2THR,
-				     mp2_run(mp, bench_ops(a, BENCH_OPS_2THR))));
-	hpm_mempool_free(mp);
-	hpm_mempool_free(mp0);
-}
-
-/* ---- ring ------------------------------------------------------------- */
-
-static BENCH_LOOP double ring_loop(struct hpm_ring *r, int sp, uint64_t ops)
-{
-	void *objs[BENCH_BULK] = { 0 };
-	uint64_t n = ops / BENCH_BULK, t0, t1;
-
-	t0 = bench_cpu_ns();
-	if (sp) {
-		for (uint64_t i = 0; i < n; i++) {
-			hpm_ring_sp_enqueue_bulk(r, objs, BENCH_BULK, NULL);
-			if (unlikely(!hpm_ring_sc_dequeue_bulk(r, objs, BENCH_BULK,
-							       NULL)))
-				return -1;
-		}
-	} else {
-		for (uint64_t i = 0; i < n; i++) {
-			hpm_ring_mp_enqueue_bulk(r, objs, BENCH_BULK, NULL);
-			if (unlikely(!hpm_ring_mc_dequeue_bulk(r, objs, BENCH_BULK,
-							       NULL)))
-				return -1;
-		}
-	}
-	t1 = bench_cpu_ns();
-	return (double)(t1 - t0) / (double)(n * BENCH_BULK);
-}
-
-struct ring2_arg {
-	struct hpm_ring *r;
-	uint64_t ops;
-	struct bench_gate gate;
-	uint64_t end;
-};
-
-static void *ring2_consumer(void *p)
-{
-	struct ring2_arg *a = p;
-	void *objs[BENCH_BULK];
-	uint64_t got = 0;
-
-	bench_rt(1);
-	bench_gate_wait(&a->gate);
-	while (got < a->ops) {
-		if (hpm_ring_mc_dequeue_bulk(a->r, objs, BENCH_BULK, NULL))
-			got += BENCH_BULK;
-		else
-			__builtin_ia32_pause();
-	}
-	a->end = bench_now_ns();
-	bench_rt(0);
-	return NULL;
-}
-
-/* One producer (main thread, CPU 0), one consumer (CPU 1). */
-static double ring2_run(struct hpm_ring *r, uint64_t ops)
-{
-	struct ring2_arg arg = { .r = r, .ops = ops };
-	void *objs[BENCH_BULK] = { 0 };
-	uint64_t sent = 0, t0, t1;
-	struct thr t;
-
-	thr_start(&t, ring2_consumer, &arg);
-	bench_rt(1);
-	t0 = bench_gate_open(&arg.gate, 1);
-	while (sent < ops) {
-		if (hpm_ring_mp_enqueue_bulk(r, objs, BENCH_BULK, NULL))
-			sent += BENCH_BULK;
-		else
-			__builtin_ia32_pause();
-	}
-	bench_rt(0);
-	pthread_join(t.tid, NULL);
-	/* the consumer's last dequeue ends the work */
-	t1 = arg.end;
-	return (double)(t1 - t0) / (double)ops;
-}
-
-static void bench_ring(const struct bench_args *a)
-{
-	struct hpm_ring *sp, *mp;
-
-	if (!bench_group(a, "ring/"))
-		return;
-	sp = hpm_ring_create("bench_spsc", BENCH_RING_SIZE, HPM_SOCKET_ANY,
-			     HPM_RING_F_SP_ENQ | HPM_RING_F_SC_DEQ);
-	mp = hpm_ring_create("bench_mpmc", BENCH_RING_SIZE, HPM_SOCKET_ANY, 0);
-	if (!sp || !mp)
-		die("hpm_ring_create");
-	if (bench_want(a, "ring/spsc/bulk32"))
-		bench_result("ring/spsc/bulk32",
-			     BENCH_BEST(ring_loop(sp, 1,
-					bench_ops(a, BENCH_OPS_FAST))));
-	if (bench_want(a, "ring/mpmc/bulk32"))
-		bench_result("ring/mpmc/bulk32",
-			     BENCH_BEST(ring_loop(mp, 0,
-					bench_ops(a, BENCH_OPS_FAST))));
-	if (bench_want(a, "ring/mpmc/bulk32/2thr"))
-		bench_result("ring/mpmc/bulk32/2thr",
-			     BENCH_BEST_N(BENCH_SUBRUNS_2THR,
-				     ring2_run(mp, bench_ops(a, BENCH_OPS_MEDIUM))));
-	hpm_ring_free(sp);
-	hpm_ring_free(mp);
+	return rc ? -rc : worker.rc;
 }
 
 /* ---- malloc ----------------------------------------------------------- */
@@ -287,8 +123,8 @@ BENCH_DEFINE_MALLOC(glibc, malloc, free)
  * (alternating which goes first): the machine's speed drifts between
  * processes, and this ratio needs no other process's library.
  */
-static void malloc_row(const char *id, const uint32_t *sizes, size_t fixed,
-		       unsigned int win, uint64_t ops)
+static void side_malloc_row(const char *id, const uint32_t *sizes,
+			    size_t fixed, unsigned int win, uint64_t ops)
 {
 	char gid[64];
 	double h = -1, g = -1, v;
@@ -309,140 +145,6 @@ static void malloc_row(const char *id, const uint32_t *sizes, size_t fixed,
 	bench_result(gid, g);
 }
 
-static void bench_malloc(const struct bench_args *a)
-{
-	static uint32_t sizes[BENCH_MIXED_NSIZES];
-
-	if (!bench_group(a, "malloc/"))
-		return;
-	bench_mixed_sizes(sizes);
-	if (bench_want(a, "malloc/fixed64"))
-		malloc_row("malloc/fixed64", NULL, 64, BENCH_MALLOC_WIN,
-			   bench_ops(a, BENCH_OPS_MEDIUM));
-	if (bench_want(a, "malloc/fixed1k"))
-		malloc_row("malloc/fixed1k", NULL, 1024, BENCH_MALLOC_WIN,
-			   bench_ops(a, BENCH_OPS_MEDIUM));
-	if (bench_want(a, "malloc/fixed64k"))
-		malloc_row("malloc/fixed64k", NULL, 65536, BENCH_MALLOC_WIN,
-			   bench_ops(a, BENCH_OPS_SLOW));
-	if (bench_want(a, "malloc/mixed16-64k"))
-		malloc_row("malloc/mixed16-64k", sizes, 0, BENCH_MIXED_WIN,
-			   bench_ops(a, BENCH_OPS_SLOW));
-}
-
-/* ---- mbuf ------------------------------------------------------------- */
-
-static BENCH_LOOP double mbuf_single(struct hpm_mempool *mp, uint64_t n)
-{
-	uint64_t t0 = bench_cpu_ns();
-
-	for (uint64_t i = 0; i < n; i++) {
-		struct hpm_mbuf *m = hpm_pktmbuf_alloc(mp);
-
-		if (unlikely(!m))
-			return -1;
-		hpm_pktmbuf_free(m);
-	}
-	return (double)(bench_cpu_ns() - t0) / (double)n;
-}
-
-static BENCH_LOOP double mbuf_bulk(struct hpm_mempool *mp, uint64_t ops)
-{
-	struct hpm_mbuf *ms[BENCH_BULK];
-	uint64_t n = ops / BENCH_BULK, t0 = bench_cpu_ns();
-
-	for (uint64_t i = 0; i < n; i++) {
-		if (unlikely(hpm_pktmbuf_alloc_bulk(mp, ms, BENCH_BULK)))
-			return -1;
-		hpm_pktmbuf_free_bulk(ms, BENCH_BULK);
-	}
-	return (double)(bench_cpu_ns() - t0) / (double)(n * BENCH_BULK);
-}
-
-static void bench_mbuf(const struct bench_args *a)
-{
-	struct hpm_mempool *mp;
-
-	if (!bench_group(a, "mbuf/"))
-		return;
-	mp = hpm_pktmbuf_pool_create("bench_mbuf", BENCH_MBUF_N,
-				     BENCH_MBUF_CACHE, 0,
-				     HPM_MBUF_DEFAULT_BUF_SIZE, HPM_SOCKET_ANY);
-	if (!mp)
-		die("hpm_pktmbuf_pool_create");
-	if (bench_want(a, "mbuf/single"))
-		bench_result("mbuf/single", BENCH_BEST(mbuf_single(mp,
-				bench_ops(a, BENCH_OPS_FAST))));
-	if (bench_want(a, "mbuf/bulk32"))
-		bench_result("mbuf/bulk32", BENCH_BEST(mbuf_bulk(mp,
-				bench_ops(a, BENCH_OPS_FAST))));
-	hpm_mempool_free(mp);
-}
-
-/* ---- memzone ---------------------------------------------------------- */
-
-static char mz_names[BENCH_MZ_COUNT][HPM_NAME_SIZE];
-static const struct hpm_memzone *mz_tbl[BENCH_MZ_COUNT];
-
-static void mz_free_all(void)
-{
-	for (unsigned int i = 0; i < BENCH_MZ_COUNT; i++) {
-		if (mz_tbl[i])
-			hpm_memzone_free(mz_tbl[i]);
-		mz_tbl[i] = NULL;
-	}
-}
-
-/* Reserve the 1000 zones; they stay reserved for the lookups. */
-static BENCH_LOOP double mz_reserve(void)
-{
-	uint64_t t0;
-
-	mz_free_all();
-	t0 = bench_cpu_ns();
-	for (unsigned int i = 0; i < BENCH_MZ_COUNT; i++) {
-		mz_tbl[i] = hpm_memzone_reserve(mz_names[i], BENCH_MZ_LEN,
-						HPM_SOCKET_ANY, 0);
-		if (!mz_tbl[i]) {
-			fprintf(stderr, "hpm_bench: hpm_memzone_reserve: %s\n",
-				hpm_strerror(hpm_errno));
-			return -1;
-		}
-	}
-	return (double)(bench_cpu_ns() - t0) / BENCH_MZ_COUNT;
-}
-
-static BENCH_LOOP double mz_lookup(uint64_t n)
-{
-	uint64_t t0 = bench_cpu_ns();
-
-	for (uint64_t i = 0; i < n; i++) {
-		const struct hpm_memzone *z =
-			hpm_memzone_lookup(mz_names[i % BENCH_MZ_COUNT]);
-
-		if (unlikely(z != mz_tbl[i % BENCH_MZ_COUNT]))
-			return -1;
-	}
-	return (double)(bench_cpu_ns() - t0) / (double)n;
-}
-
-static void bench_memzone(const struct bench_args *a)
-{
-	double r;
-
-	if (!bench_group(a, "memzone/"))
-		return;
-	for (unsigned int i = 0; i < BENCH_MZ_COUNT; i++)
-		snprintf(mz_names[i], sizeof(mz_names[i]), "bench_mz_%u", i);
-	r = BENCH_BEST(mz_reserve());
-	if (bench_want(a, "memzone/reserve"))
-		bench_result("memzone/reserve", r);
-	if (r > 0 && bench_want(a, "memzone/lookup"))
-		bench_result("memzone/lookup", BENCH_BEST(mz_lookup(
-				bench_ops(a, BENCH_OPS_LOOKUP))));
-	mz_free_all();
-}
-
 int main(int argc, char **argv)
 {
 	struct bench_args a;
@@ -452,26 +154,12 @@ int main(int argc, char **argv)
 	/* the same core as DPDK's main lcore */
 	if (bench_pin(0))
 		return 1;
-	if (a.init_once) {
-		uint64_t t0 = bench_now_ns();
-
-		if (lib_init("init"))
-			return 1;
-		hpm_cleanup();
-		printf("%.0f\n", (double)(bench_now_ns() - t0));
-		return 0;
-	}
-	if (lib_init("run"))
+	if (a.init_once)
+		return bench_init_once();
+	if (side_init("run"))
 		return 1;
 	if (hpm_thread_register() < 0)
 		die("hpm_thread_register");
-	bench_mempool(&a);
-	bench_ring(&a);
-	bench_malloc(&a);
-	bench_mbuf(&a);
-	bench_memzone(&a);
-	hpm_cleanup();
-	/* after cleanup, so that parent and child never hold memory at once */
-	bench_init_scenario(&a);
+	bench_scenarios(&a);
 	return 0;
 }
