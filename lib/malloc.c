@@ -27,7 +27,7 @@ __hpm_export void *hpm_malloc_socket(const char *type, size_t size,
 __hpm_export void *hpm_malloc(const char *type, size_t size, unsigned int align)
 {
 	(void)type;
-	return hpm_heap_alloc(HPM_SOCKET_ANY, size, align, 0, 0);
+	return hpm_heap_alloc_any(size, align);
 }
 
 __hpm_export void *hpm_zmalloc_socket(const char *type, size_t size,

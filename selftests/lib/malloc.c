@@ -442,6 +442,69 @@ TEST_F(heap, thread_cache)
 	ASSERT_EQ(1, st.alloc_count);
 }
 
+/*
+ * The lock-free free() path, once bound to a run by an earlier free, must
+ * still refuse what the slow path refuses: a cached block freed again, an
+ * interior or misaligned pointer, and a valid header copied to another
+ * address. A re-initialised heap unbinds it (its cached blocks are dropped).
+ */
+TEST_F(heap, fast_path_checks)
+{
+	struct hpm_heap_stats st;
+	char *a, *b, *c, *d;
+
+	if (cache_off())
+		SKIP(return, "HPMEM_MALLOC_NOCACHE is set");
+	a = hpm_heap_alloc(0, 1000, 0, 0, 0);
+	b = hpm_heap_alloc(0, 1000, 0, 0, 0);
+	c = hpm_heap_alloc(0, 64, 0, 0, 0);
+	d = hpm_heap_alloc(0, 64, 0, 0, 0);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, c);
+	ASSERT_NE(NULL, d);
+	ASSERT_EQ(0, hpm_heap_free(c));		/* binds the fast path */
+	ASSERT_EQ(0, hpm_heap_free(d));		/* fast path */
+	/* (stats and validation would flush the cache: none until the end) */
+	ASSERT_EQ(-EINVAL, hpm_heap_free(d));	/* cached: double free */
+	ASSERT_EQ(-EINVAL, hpm_heap_free(c));
+	ASSERT_EQ(-EINVAL, hpm_heap_free(a + 32));	/* interior */
+	ASSERT_EQ(-EINVAL, hpm_heap_free(a + 4));	/* misaligned */
+	ASSERT_EQ(-EINVAL, hpm_heap_free(a - 16));	/* a's header */
+	/* A live header copied into a payload does not make a block there. */
+	memcpy(b + 480, a - 16, 16);
+	ASSERT_EQ(-EINVAL, hpm_heap_free(b + 496));
+	memcpy(b + 480, d - 16, 16);
+	ASSERT_EQ(-EINVAL, hpm_heap_free(b + 496));
+	/* The cached blocks are intact and come back, each once (LIFO). */
+	ASSERT_EQ(d, hpm_heap_alloc(0, 64, 0, 0, 0));
+	ASSERT_EQ(c, hpm_heap_alloc(0, 64, 0, 0, 0));
+	ASSERT_NE(c, hpm_heap_alloc(0, 64, 0, 0, 0));
+	ASSERT_EQ(0, hpm_heap_free(a));
+	ASSERT_EQ(0, hpm_heap_free(b));
+	ASSERT_EQ(-EINVAL, hpm_heap_free(a));
+	ASSERT_EQ(-EINVAL, hpm_heap_free(b));
+	ASSERT_EQ(0, hpm_heap_free(c));
+	ASSERT_EQ(0, hpm_heap_free(d));
+	ASSERT_EQ(0, heap_ok());
+	stats0(&st, &self->tbl[0]);
+	ASSERT_EQ(1, st.alloc_count);	/* the third 64-byte block */
+	/* Re-initialised heap: nothing of the old one is handed out. */
+	d = hpm_heap_alloc(0, 64, 0, 0, 0);
+	ASSERT_EQ(0, hpm_heap_free(d));
+	ASSERT_EQ(0, hpm_heap_init(&self->tbl[0], 0));
+	ASSERT_EQ(0, hpm_heap_add_memory(&self->tbl[0], self->buf[0], self->len));
+	ASSERT_EQ(-EINVAL, hpm_heap_free(a));
+	c = hpm_heap_alloc(0, 64, 0, 0, 0);
+	ASSERT_NE(NULL, c);
+	stats0(&st, &self->tbl[0]);
+	ASSERT_EQ(1, st.alloc_count);
+	ASSERT_EQ(0, hpm_heap_free(c));	/* binds to the new heap */
+	ASSERT_EQ(0, heap_ok());
+	stats0(&st, &self->tbl[0]);
+	ASSERT_EQ(0, st.alloc_count);
+}
+
 TEST_F(heap, overrun_by_one)
 {
 	unsigned char *a = hpm_heap_alloc(0, 100, 0, 0, 0);
