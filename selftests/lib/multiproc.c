@@ -171,19 +171,29 @@ static int auto_attaches(struct child *c, void *arg)
 	return hpm_cleanup() ? 102 : 0;
 }
 
-TEST(auto_becomes_secondary)
+/*
+ * Start a child running @fn, become the primary of a region tagged @tag,
+ * let the child go and expect it to exit 0.
+ */
+static void primary_with_child(struct __test_metadata *_metadata,
+			       const char *tag, child_fn fn)
 {
 	char name[HPM_NAME_SIZE];
 	struct hpm_init_opts o;
 	struct child c;
 	int go = 1;
 
-	opts_for(&o, name, "auto");
-	ASSERT_EQ(0, start(&c, auto_attaches, &o));
+	opts_for(&o, name, tag);
+	ASSERT_EQ(0, start(&c, fn, &o));
 	ASSERT_EQ(0, hpm_init(&o));
 	ASSERT_EQ(0, put(c.to[1], &go, sizeof(go)));
 	EXPECT_EQ(0, finish(&c));
 	EXPECT_EQ(0, hpm_cleanup());
+}
+
+TEST(auto_becomes_secondary)
+{
+	primary_with_child(_metadata, "auto", auto_attaches);
 }
 
 /* ---- refusals ---- */
@@ -299,17 +309,7 @@ static int secondary_iova_modes(struct child *c, void *arg)
 
 TEST(iova_mode_mismatch_refused)
 {
-	char name[HPM_NAME_SIZE];
-	struct hpm_init_opts o;
-	struct child c;
-	int go = 1;
-
-	opts_for(&o, name, "iova");
-	ASSERT_EQ(0, start(&c, secondary_iova_modes, &o));
-	ASSERT_EQ(0, hpm_init(&o));
-	ASSERT_EQ(0, put(c.to[1], &go, sizeof(go)));
-	EXPECT_EQ(0, finish(&c));
-	EXPECT_EQ(0, hpm_cleanup());
+	primary_with_child(_metadata, "iova", secondary_iova_modes);
 }
 
 TEST(secondary_after_primary_gone)
