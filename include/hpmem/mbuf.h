@@ -401,6 +401,18 @@ static inline void hpm_pktmbuf_reset_headroom(struct hpm_mbuf *m)
 		      m->buf_len : HPM_PKTMBUF_HEADROOM;
 }
 
+/* The packet description both resets clear: offloads, type, lengths, VLANs. */
+HPM_MBUF_INLINE_ void hpm_mbuf_clear_pkt_fields_(struct hpm_mbuf *m)
+{
+	m->ol_flags = 0;
+	m->packet_type = 0;
+	m->pkt_len = 0;
+	m->data_len = 0;
+	m->vlan_tci = 0;
+	m->vlan_tci_outer = 0;
+	m->tx_offload = 0;
+}
+
 /*
  * Packet fields back to those of a fresh one-segment mbuf, on an mbuf in
  * use: refcnt is not touched (clones may hold it); like DPDK, next is
@@ -411,13 +423,7 @@ static inline void hpm_pktmbuf_reset(struct hpm_mbuf *m)
 	m->next = NULL;
 	m->nb_segs = 1;
 	m->port = HPM_MBUF_PORT_INVALID;
-	m->ol_flags = 0;
-	m->packet_type = 0;
-	m->pkt_len = 0;
-	m->data_len = 0;
-	m->vlan_tci = 0;
-	m->vlan_tci_outer = 0;
-	m->tx_offload = 0;
+	hpm_mbuf_clear_pkt_fields_(m);
 	hpm_pktmbuf_reset_headroom(m);
 	hpm_mbuf_debug_check_(m, 1);
 }
@@ -444,13 +450,7 @@ HPM_MBUF_INLINE_ void hpm_mbuf_reset_fresh_(struct hpm_mbuf *m)
 			    m->buf_len : HPM_PKTMBUF_HEADROOM;
 
 	m->rearm_data = hpm_mbuf_rearm_word_(headroom);
-	m->ol_flags = 0;
-	m->packet_type = 0;
-	m->pkt_len = 0;
-	m->data_len = 0;
-	m->vlan_tci = 0;
-	m->vlan_tci_outer = 0;
-	m->tx_offload = 0;
+	hpm_mbuf_clear_pkt_fields_(m);
 	hpm_mbuf_debug_check_(m, 1);
 }
 
