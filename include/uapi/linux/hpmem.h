@@ -74,6 +74,43 @@ enum {
 #define HPMEM_FEAT_PERSISTENT	(1ULL << 0)	/* HPMEM_REGION_PERSISTENT */
 #define HPMEM_FEAT_PINNABLE	(1ULL << 1)	/* HPMEM_REGION_PINNABLE */
 #define HPMEM_FEAT_PMD_MAP	(1ULL << 2)	/* huge regions map with PMDs */
+#define HPMEM_FEAT_DMA_MODEL	(1ULL << 3)	/* INFO reports @dma_model */
+#define HPMEM_FEAT_BUSY_PAGES	(1ULL << 4)	/* NODE_INFO reports @busy_pages */
+
+/**
+ * DOC: device addresses
+ *
+ * Whether a device's DMA address for a page equals the page's physical
+ * address depends on the IOMMU, not on hpmem. HPMEM_IOC_INFO reports in
+ * @dma_model what holds for the devices on the PCI bus now:
+ *
+ * - HPMEM_DMA_NO_IOMMU: no device is attached to an IOMMU; devices DMA to
+ *   physical addresses.
+ * - HPMEM_DMA_PASSTHROUGH: devices are attached to an IOMMU, all in
+ *   identity (passthrough) domains; devices DMA to physical addresses.
+ * - HPMEM_DMA_TRANSLATED: the IOMMU translates the DMA of at least one
+ *   device (a DMA domain, or a VFIO container's domain). A physical
+ *   address means nothing to such a device: it reaches only what was
+ *   mapped for it, at the IOVA it was mapped at. hpmem maps nothing for
+ *   devices itself; userspace maps regions through VFIO.
+ *
+ * While the model is HPMEM_DMA_TRANSLATED, HPMEM_IOC_REGION_SEGS reports
+ * @iova as 0 (unknown) for every page; @phys is still reported to callers
+ * who may see addresses. @dma_translated_devs and @dma_direct_devs count
+ * the PCI devices behind an IOMMU that do and do not translate.
+ *
+ * Which regions a device may reach through VFIO: type1 maps only memory that
+ * get_user_pages() can pin, which is HPMEM_REGION_PINNABLE regions. Default
+ * regions are mapped as PFNs of ordinary (not reserved) pages, which VFIO
+ * type1 refuses to map. Either way, a page that anything outside hpmem still
+ * references when its region dies (a VFIO or other GUP pin, a pipe buffer
+ * after vmsplice(), a KVM mapping) is never handed to another region: it
+ * stays counted in its pool (and against max_pages) as busy, and returns
+ * to the free list, zeroed, once the last outside reference is dropped.
+ */
+#define HPMEM_DMA_NO_IOMMU	0
+#define HPMEM_DMA_PASSTHROUGH	1
+#define HPMEM_DMA_TRANSLATED	2
 
 /* Per-caller facts reported by HPMEM_IOC_INFO in @caller. */
 #define HPMEM_CALLER_ADDRS	(1U << 0)	/* phys/iova are not hidden */
@@ -93,7 +130,9 @@ enum {
  * @node_mask: out, bit N set when node N has a pool (nodes 0..63)
  * @max_pages: out, global cap on pages held by all pools together
  * @caller: out, HPMEM_CALLER_* bits for the calling process
- * @__reserved: out, zero
+ * @dma_model: out, HPMEM_DMA_* (see DOC: device addresses)
+ * @dma_translated_devs: out, PCI devices whose DMA an IOMMU translates
+ * @dma_direct_devs: out, PCI devices behind an IOMMU in identity domains
  */
 struct hpmem_info {
 	__u32 argsz;
@@ -106,7 +145,9 @@ struct hpmem_info {
 	__aligned_u64 node_mask;
 	__aligned_u64 max_pages;
 	__u32 caller;
-	__u32 __reserved;
+	__u32 dma_model;
+	__u32 dma_translated_devs;
+	__u32 dma_direct_devs;
 };
 
 #define HPMEM_IOC_INFO		_IO(HPMEM_TYPE, HPMEM_CMD_INFO)
@@ -117,10 +158,12 @@ struct hpmem_info {
  * @flags: must be 0
  * @node: in, the node id
  * @__reserved: must be 0
- * @total_pages: out, pages held by the pool (free + in use)
+ * @total_pages: out, pages held by the pool (free + in use + busy)
  * @free_pages: out, pages not in any region
  * @inuse_pages: out, pages in regions
  * @mapped_pages: out, pages of regions that are mapped by at least one VMA
+ * @busy_pages: out, pages of dead regions that something outside hpmem still
+ *              references; they return to @free_pages, zeroed, when it lets go
  */
 struct hpmem_node_info {
 	__u32 argsz;
@@ -131,6 +174,7 @@ struct hpmem_node_info {
 	__aligned_u64 free_pages;
 	__aligned_u64 inuse_pages;
 	__aligned_u64 mapped_pages;
+	__aligned_u64 busy_pages;
 };
 
 #define HPMEM_IOC_NODE_INFO	_IO(HPMEM_TYPE, HPMEM_CMD_NODE_INFO)
@@ -233,8 +277,9 @@ struct hpmem_region_grow {
  * struct hpmem_seg - one page of a region
  * @offset: mmap offset of the page
  * @phys: physical address, 0 when hidden from the caller
- * @iova: address a device uses for DMA to the page (no IOMMU: @phys),
- *        0 when hidden from the caller
+ * @iova: address a device uses for DMA to the page: @phys unless an IOMMU
+ *        translates (see DOC: device addresses), where it is 0; 0 too when
+ *        hidden from the caller
  * @node: NUMA node of the page
  * @__reserved: zero
  */
