@@ -9,10 +9,13 @@ job=${1:-all}
 base=(build-essential pkg-config clang libnuma-dev cpio xz-utils kmod
       busybox-static qemu-system-x86 linux-headers-amd64 linux-image-amd64
       linux-source-6.1 dwarves dkms)
+# The debug kernel (make vmtest-debug, part of make test) builds from source.
+debug_kernel=(flex bison bc libelf-dev libssl-dev)
 case "$job" in
 demo)		want=("${base[@]}") ;;
 # make test ends with the benchmark smoke run, which compares against DPDK.
-test|bench|all)	want=("${base[@]}" libdpdk-dev) ;;
+test|all)	want=("${base[@]}" "${debug_kernel[@]}" libdpdk-dev) ;;
+bench)		want=("${base[@]}" libdpdk-dev) ;;
 *)		echo "usage: $0 test|demo|bench|all" >&2; exit 2 ;;
 esac
 
