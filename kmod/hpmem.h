@@ -32,17 +32,23 @@ extern struct mutex hpmem_lock;
  * struct hpmem_pool - the 2 MiB pages hpmem holds on one node
  * @node: the node id
  * @free: zeroed pages in no region, linked by page->lru, ascending pfn
- * @total: pages held (free + in use)
+ * @busy: pages of dead regions that something outside hpmem still
+ *        references (a GUP pin, a pipe buffer), linked by page->lru; never
+ *        handed out until the pool's reference is the only one left
+ * @total: pages held (free + in use + busy)
  * @nr_free: pages on @free
  * @inuse: pages in regions
+ * @nr_busy: busy pages, on @busy or being zeroed on their way to @free
  * @mapped: pages of regions that at least one VMA maps
  */
 struct hpmem_pool {
 	int node;
 	struct list_head free;
+	struct list_head busy;
 	unsigned long total;
 	unsigned long nr_free;
 	unsigned long inuse;
+	unsigned long nr_busy;
 	unsigned long mapped;
 };
 
@@ -86,7 +92,7 @@ int hpmem_pool_resize(unsigned int node, u64 target, u64 *total);
 int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
 		    struct list_head *pages);
 void hpmem_pool_give(struct list_head *pages);
-void hpmem_pool_forget(struct page *page);
+void hpmem_pool_give_busy(struct list_head *pages);
 void hpmem_page_zero(struct page *page);
 
 /* region.c */
@@ -118,17 +124,25 @@ unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
 /* ioctl.c */
 long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
+/* dma.c */
+u32 hpmem_dma_model(u32 *translated, u32 *direct);
+
 /* sysfs.c */
 const struct attribute_group **hpmem_sysfs_init(void);
 void hpmem_sysfs_exit(void);
 
 /*
- * The address a device uses to reach @page. Without an IOMMU that is the
- * physical address; this is the one place to change when per-device IOVAs
+ * The address a device uses to reach @page under @dma_model (from
+ * hpmem_dma_model()). Without an IOMMU, or with every device in an identity
+ * domain, that is the physical address. When an IOMMU translates, only
+ * whoever mapped the page for a device (VFIO, in userspace) knows its IOVA:
+ * 0 means unknown. This is the one place to change when per-device IOVAs
  * (dma_map_page() for a named device) arrive.
  */
-static inline u64 hpmem_page_iova(struct page *page)
+static inline u64 hpmem_page_iova(struct page *page, u32 dma_model)
 {
+	if (dma_model == HPMEM_DMA_TRANSLATED)
+		return 0;
 	return page_to_phys(page);
 }
 

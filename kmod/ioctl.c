@@ -23,20 +23,23 @@
 
 static inline void hpmem_check_abi(void)
 {
-	BUILD_BUG_ON(sizeof(struct hpmem_info) != 56);
+	BUILD_BUG_ON(sizeof(struct hpmem_info) != 64);
 	HPMEM_CHECK_FIELD(hpmem_info, api_version, 8);
 	HPMEM_CHECK_FIELD(hpmem_info, features, 16);
 	HPMEM_CHECK_FIELD(hpmem_info, nr_node_ids, 24);
 	HPMEM_CHECK_FIELD(hpmem_info, node_mask, 32);
 	HPMEM_CHECK_FIELD(hpmem_info, max_pages, 40);
 	HPMEM_CHECK_FIELD(hpmem_info, caller, 48);
-	HPMEM_CHECK_FIELD(hpmem_info, __reserved, 52);
+	HPMEM_CHECK_FIELD(hpmem_info, dma_model, 52);
+	HPMEM_CHECK_FIELD(hpmem_info, dma_translated_devs, 56);
+	HPMEM_CHECK_FIELD(hpmem_info, dma_direct_devs, 60);
 
-	BUILD_BUG_ON(sizeof(struct hpmem_node_info) != 48);
+	BUILD_BUG_ON(sizeof(struct hpmem_node_info) != 56);
 	HPMEM_CHECK_FIELD(hpmem_node_info, node, 8);
 	HPMEM_CHECK_FIELD(hpmem_node_info, __reserved, 12);
 	HPMEM_CHECK_FIELD(hpmem_node_info, total_pages, 16);
 	HPMEM_CHECK_FIELD(hpmem_node_info, mapped_pages, 40);
+	HPMEM_CHECK_FIELD(hpmem_node_info, busy_pages, 48);
 
 	BUILD_BUG_ON(sizeof(struct hpmem_pool_resize) != 24);
 	HPMEM_CHECK_FIELD(hpmem_pool_resize, node, 8);
@@ -86,7 +89,8 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 		return -EINVAL;
 	info->api_version = HPMEM_API_VERSION;
 	info->page_shift = HPMEM_PAGE_SHIFT;
-	info->features = HPMEM_FEAT_PERSISTENT | HPMEM_FEAT_PINNABLE;
+	info->features = HPMEM_FEAT_PERSISTENT | HPMEM_FEAT_PINNABLE |
+			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES;
 	if (HPMEM_HAVE_PMD_MAP)
 		info->features |= HPMEM_FEAT_PMD_MAP;
 	info->nr_node_ids = nr_node_ids;
@@ -94,7 +98,9 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 	info->node_mask = hpmem_pool_node_mask();
 	info->max_pages = hpmem_pool_max_pages();
 	info->caller = hpmem_caller_sees_addrs(NULL) ? HPMEM_CALLER_ADDRS : 0;
-	info->__reserved = 0;
+	/* A caller with the old 56-byte struct gets the model, not the counts. */
+	info->dma_model = hpmem_dma_model(&info->dma_translated_devs,
+					  &info->dma_direct_devs);
 	return 0;
 }
 
@@ -113,6 +119,7 @@ static int hpmem_cmd_node_info(struct file *file, void *arg)
 	ni->free_pages = pool->nr_free;
 	ni->inuse_pages = pool->inuse;
 	ni->mapped_pages = pool->mapped;
+	ni->busy_pages = pool->nr_busy;
 	mutex_unlock(&hpmem_lock);
 	return 0;
 }
@@ -230,7 +237,8 @@ struct hpmem_ioctl_op {
 static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 	[HPMEM_CMD_INFO - HPMEM_CMD_BASE] = {
 		.size = sizeof(struct hpmem_info),
-		.min_size = offsetofend(struct hpmem_info, __reserved),
+		/* 56 bytes: the first struct ended with what is now dma_model. */
+		.min_size = offsetofend(struct hpmem_info, dma_model),
 		.ioctl_num = HPMEM_IOC_INFO,
 		.out = true,
 		.execute = hpmem_cmd_info,

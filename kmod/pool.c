@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Per-node pools of pinned, zeroed 2 MiB pages, and the global cap. */
+/*
+ * Per-node pools of pinned, zeroed 2 MiB pages, the global cap, and the
+ * busy pages that wait for outside references to go before their reuse.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/gfp.h>
 #include <linux/highmem.h>
 #include <linux/list_sort.h>
@@ -9,6 +14,7 @@
 #include <linux/nospec.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/workqueue.h>
 
 #include "hpmem.h"
 
@@ -47,8 +53,25 @@ static DEFINE_MUTEX(hpmem_resize_lock);
 
 static struct hpmem_pool **hpmem_pools;
 
-/* Pages held by all pools, plus pages being allocated for a growth. */
+/*
+ * Pages held by all pools (busy ones included), plus pages being allocated
+ * for a growth.
+ */
 static unsigned long hpmem_held;
+
+/*
+ * Busy pages are polled: nothing tells us when a pipe or a GUP pin drops
+ * its reference. Soon after a region dies (an O_DIRECT read in flight ends
+ * within milliseconds), then less and less often for long-lived holders
+ * (an RDMA registration, a pipe nobody reads).
+ */
+#define HPMEM_BUSY_POLL_MIN	msecs_to_jiffies(100)
+#define HPMEM_BUSY_POLL_MAX	msecs_to_jiffies(1000)
+
+static void hpmem_busy_work_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(hpmem_busy_work, hpmem_busy_work_fn);
+/* The next poll's delay; protected by hpmem_lock. */
+static unsigned long hpmem_busy_delay;
 
 struct hpmem_pool *hpmem_pool_get(unsigned int node)
 {
@@ -224,19 +247,85 @@ void hpmem_pool_give(struct list_head *list)
 }
 
 /*
- * A region's page that someone still references (a GUP pin of a pinnable
- * region outliving its mappings) leaves the pool: the caller drops the
- * pool's reference and the kernel frees the page when the last one goes.
+ * Parks pages of a dead region that something outside hpmem still
+ * references (page_ref_count() above the pool's own 1): a vmsplice()d pipe
+ * buffer, a GUP pin (O_DIRECT in flight, RDMA, VFIO). Such a holder may
+ * still read or write the page, so it must not reach another region or
+ * user. The page stays counted in its pool and against max_pages, and the
+ * poll returns it to the free list, zeroed, once the reference is gone.
  * Caller holds hpmem_lock.
  */
-void hpmem_pool_forget(struct page *page)
+void hpmem_pool_give_busy(struct list_head *list)
 {
-	struct hpmem_pool *pool = hpmem_pools[page_to_nid(page)];
+	struct hpmem_pool *pool;
+	struct page *page, *tmp;
 
 	lockdep_assert_held(&hpmem_lock);
-	pool->inuse--;
-	pool->total--;
-	hpmem_held--;
+	if (list_empty(list))
+		return;
+	list_for_each_entry_safe(page, tmp, list, lru) {
+		pool = hpmem_pools[page_to_nid(page)];
+		list_move_tail(&page->lru, &pool->busy);
+		pool->nr_busy++;
+		pool->inuse--;
+	}
+	/* New busy pages: poll soon again, even if backed off. */
+	hpmem_busy_delay = HPMEM_BUSY_POLL_MIN;
+	mod_delayed_work(system_unbound_wq, &hpmem_busy_work,
+			 hpmem_busy_delay);
+}
+
+/*
+ * Polls the busy pages. One whose count is back to the pool's 1 has no
+ * holder left and none can appear (no region, file or VMA leads to it), so
+ * it is zeroed, outside hpmem_lock as zeroing 2 MiB takes a while, and
+ * goes to the free list in pfn order. It stays counted busy until then.
+ */
+static void hpmem_busy_work_fn(struct work_struct *work)
+{
+	struct hpmem_pool *pool;
+	struct page *page, *tmp;
+	LIST_HEAD(idle);
+	bool busy = false;
+	int nid;
+
+	mutex_lock(&hpmem_lock);
+	for (nid = 0; nid < nr_node_ids; nid++) {
+		pool = hpmem_pools[nid];
+		if (!pool)
+			continue;
+		list_for_each_entry_safe(page, tmp, &pool->busy, lru)
+			if (page_ref_count(page) == 1)
+				list_move_tail(&page->lru, &idle);
+	}
+	mutex_unlock(&hpmem_lock);
+
+	list_for_each_entry(page, &idle, lru)
+		hpmem_page_zero(page);
+
+	mutex_lock(&hpmem_lock);
+	list_for_each_entry_safe(page, tmp, &idle, lru) {
+		pool = hpmem_pools[page_to_nid(page)];
+		list_move(&page->lru, &pool->free);
+		pool->nr_busy--;
+		pool->nr_free++;
+	}
+	for (nid = 0; nid < nr_node_ids; nid++) {
+		pool = hpmem_pools[nid];
+		if (!pool)
+			continue;
+		list_sort(NULL, &pool->free, hpmem_pfn_cmp);
+		if (!list_empty(&pool->busy))
+			busy = true;
+	}
+	if (busy) {
+		hpmem_busy_delay = min(hpmem_busy_delay * 2,
+				       HPMEM_BUSY_POLL_MAX);
+		/* Not mod_: a region's death may have queued it sooner. */
+		queue_delayed_work(system_unbound_wq, &hpmem_busy_work,
+				   hpmem_busy_delay);
+	}
+	mutex_unlock(&hpmem_lock);
 }
 
 int hpmem_pool_init(void)
@@ -261,6 +350,7 @@ int hpmem_pool_init(void)
 		}
 		pool->node = nid;
 		INIT_LIST_HEAD(&pool->free);
+		INIT_LIST_HEAD(&pool->busy);
 		hpmem_pools[nid] = pool;
 	}
 
@@ -283,19 +373,33 @@ int hpmem_pool_init(void)
 	return 0;
 }
 
-/* Frees every pool. All regions are gone: nothing is in use. */
+/*
+ * Frees every pool. All regions are gone: nothing is in use. A page still
+ * busy is handed to the kernel with the pool's reference dropped: the
+ * outside holder's put_page() frees it, and hpmem never sees it again.
+ */
 void hpmem_pool_exit(void)
 {
 	struct hpmem_pool *pool;
+	struct page *page, *tmp;
 	int nid;
 
 	if (!hpmem_pools)
 		return;
+	/* The poll re-queues itself: _sync stops that too. */
+	cancel_delayed_work_sync(&hpmem_busy_work);
 	for (nid = 0; nid < nr_node_ids; nid++) {
 		pool = hpmem_pools[nid];
 		if (!pool)
 			continue;
 		WARN_ON(pool->inuse);
+		if (pool->nr_busy)
+			pr_info("node %d: %lu pages still referenced outside hpmem, left to the kernel to free when released\n",
+				nid, pool->nr_busy);
+		list_for_each_entry_safe(page, tmp, &pool->busy, lru) {
+			list_del(&page->lru);
+			put_page(page);
+		}
 		hpmem_free_list(&pool->free);
 		kfree(pool);
 	}

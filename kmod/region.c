@@ -87,39 +87,34 @@ static void hpmem_uncharge(struct mm_struct *mm, unsigned long pages)
 static void hpmem_region_free(struct hpmem_region *region)
 {
 	struct hpmem_charge *charge, *tmp;
-	struct page *page, *next;
 	unsigned long index;
+	struct page *page;
 	LIST_HEAD(back);
-	LIST_HEAD(gone);
+	LIST_HEAD(busy);
 
 	/*
-	 * With no VMA left, a page of a pinnable region may still be
-	 * referenced by GUP (O_DIRECT in flight, an RDMA registration) and
-	 * written through that reference, so it leaves the pool. Pages of huge
-	 * regions were never visible to GUP: any other reference is a
-	 * transient, speculative one that never writes. A page that stays is
-	 * zeroed here, before it can reach another region.
+	 * With no VMA left, a page may still be referenced from outside: a
+	 * GUP pin of a pinnable region (O_DIRECT in flight, an RDMA or VFIO
+	 * registration), a pipe buffer that vmsplice() filled from it, or,
+	 * for any region kind, a reference taken by kernel code we do not
+	 * know of. Whoever holds it may still read or write the page, so it
+	 * is not reused until the pool's reference is the last: it goes
+	 * busy. A page nobody else references cannot gain a reference now
+	 * and is zeroed here, before it can reach another region.
 	 */
 	xa_for_each(&region->pages, index, page) {
-		if (!(region->flags & HPMEM_REGION_PINNABLE) ||
-		    page_ref_count(page) == 1) {
+		if (page_ref_count(page) == 1) {
 			hpmem_page_zero(page);
 			list_add_tail(&page->lru, &back);
 		} else {
-			list_add_tail(&page->lru, &gone);
+			list_add_tail(&page->lru, &busy);
 		}
 	}
 
 	mutex_lock(&hpmem_lock);
 	hpmem_pool_give(&back);
-	list_for_each_entry(page, &gone, lru)
-		hpmem_pool_forget(page);
+	hpmem_pool_give_busy(&busy);
 	mutex_unlock(&hpmem_lock);
-
-	list_for_each_entry_safe(page, next, &gone, lru) {
-		list_del(&page->lru);
-		put_page(page);
-	}
 
 	list_for_each_entry_safe(charge, tmp, &region->charges, link) {
 		hpmem_uncharge(charge->mm, charge->pages);
@@ -321,9 +316,13 @@ int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 	struct hpmem_region *region;
 	struct hpmem_seg *table = NULL;
 	bool addrs = false;
+	u32 dma_model;
 	struct page *page;
 	unsigned long index, n;
 	int ret = 0;
+
+	/* Walks the PCI bus, which may sleep: before hpmem_lock. */
+	dma_model = hpmem_dma_model(NULL, NULL);
 
 	mutex_lock(&hpmem_lock);
 	region = file->private_data;
@@ -346,7 +345,7 @@ int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 	xa_for_each(&region->pages, index, page) {
 		table[index].offset = (u64)index << HPMEM_PAGE_SHIFT;
 		table[index].phys = page_to_phys(page);
-		table[index].iova = hpmem_page_iova(page);
+		table[index].iova = hpmem_page_iova(page, dma_model);
 		table[index].node = page_to_nid(page);
 	}
 out_unlock:

@@ -35,6 +35,7 @@ enum hpmem_node_item {
 	HPMEM_FREE,
 	HPMEM_INUSE,
 	HPMEM_MAPPED,
+	HPMEM_BUSY,
 	HPMEM_PAGE_SZ,
 	HPMEM_NR_NODE_ITEMS
 };
@@ -48,6 +49,7 @@ static const struct {
 	[HPMEM_FREE]	= { "free_pages",	0444 },
 	[HPMEM_INUSE]	= { "inuse_pages",	0444 },
 	[HPMEM_MAPPED]	= { "mapped_pages",	0444 },
+	[HPMEM_BUSY]	= { "busy_pages",	0444 },
 	[HPMEM_PAGE_SZ]	= { "page_size",	0444 },
 };
 
@@ -98,6 +100,9 @@ static ssize_t hpmem_node_show(struct device *dev,
 		break;
 	case HPMEM_MAPPED:
 		val = pool->mapped;
+		break;
+	case HPMEM_BUSY:
+		val = pool->nr_busy;
 		break;
 	default:
 		break;
