@@ -3,6 +3,7 @@
  * mapped and succeeds afterwards; the module is loaded again (from
  * $HPMEM_KO with $HPMEM_KO_PARAMS, as the guest's init does) at the end. */
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include "hpmem_test.h"
 
 static int rmmod(void)
@@ -88,6 +89,54 @@ TEST(rmmod_with_persistent_region)
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-ENOENT, hp_attach(fd, name, NULL));
 	ASSERT_EQ(0, hp_node_info(fd, 1, &ni));
+	EXPECT_EQ(0, ni.inuse_pages);
+	close(fd);
+}
+
+/*
+ * A page a pipe still references when the module goes: unload does not
+ * wait for it, the pipe keeps reading it, and the kernel frees it when the
+ * pipe lets go (the init script's log check catches a bad page state).
+ */
+TEST(rmmod_with_busy_page)
+{
+	struct hpmem_node_info ni;
+	char name[HPMEM_NAME_MAX], buf[4096];
+	struct iovec iov;
+	int fd, pfd[2];
+	char *p;
+
+	if (!getenv("HPMEM_KO"))
+		SKIP(return, "HPMEM_KO not set (run by the guest's init)");
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "rmbusy"), HPMEM_REGION_PINNABLE));
+	ASSERT_EQ(0, hp_grow(fd, 0, 1, NULL));
+	p = map_region(fd, PG, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0x33, 4096);
+	ASSERT_EQ(0, pipe(pfd));
+	iov.iov_base = p;
+	iov.iov_len = 4096;
+	ASSERT_EQ(4096, vmsplice(pfd[1], &iov, 1, 0));
+	munmap(p, PG);
+	close(fd);
+	fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, hp_node_info(fd, 0, &ni));
+	EXPECT_EQ(1, ni.busy_pages);
+	close(fd);
+
+	ASSERT_EQ(0, rmmod());
+	ASSERT_EQ(4096, read(pfd[0], buf, sizeof(buf)));
+	EXPECT_EQ(0x33, buf[0]);
+	EXPECT_EQ(0x33, buf[4095]);
+	close(pfd[0]);
+	close(pfd[1]);
+	ASSERT_EQ(0, insmod());
+	fd = open(HPMEM_DEVICE_PATH, O_RDWR);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, hp_node_info(fd, 0, &ni));
+	EXPECT_EQ(0, ni.busy_pages);
 	EXPECT_EQ(0, ni.inuse_pages);
 	close(fd);
 }

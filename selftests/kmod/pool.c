@@ -87,7 +87,8 @@ TEST_F(pool, counters)
 		if (!(self->info.node_mask & (1ULL << n)))
 			continue;
 		ASSERT_EQ(0, hp_node_info(self->fd, n, &a));
-		EXPECT_EQ(a.total_pages, a.free_pages + a.inuse_pages);
+		EXPECT_EQ(a.total_pages,
+			  a.free_pages + a.inuse_pages + a.busy_pages);
 		EXPECT_LE(a.mapped_pages, a.inuse_pages);
 		EXPECT_LT(0, a.total_pages);
 	}
