@@ -14,8 +14,9 @@
 #include "internal.h"
 
 /*
- * One page of the region as the backend knows it. @iova is HPM_BAD_IOVA
- * when the backend cannot see physical addresses (then IOVA = VA).
+ * One page of the region as the backend knows it. @iova is the physical
+ * address, HPM_BAD_IOVA when the backend cannot see it; it becomes the
+ * page's IOVA in PA mode only.
  */
 struct hpm_be_seg {
 	uint64_t offset;
@@ -77,6 +78,12 @@ struct hpm_be {
 	 * pagemap has PFNs). Known after create (kmod) or segs (hugetlbfs).
 	 */
 	bool addrs;
+	/*
+	 * VFIO type1 can pin the pages (file backends always; kmod when it
+	 * created the region HPMEM_REGION_PINNABLE). Known after create.
+	 */
+	bool pinnable;
+	int dma_model;			/* enum hpm_dma_model; kmod may report it */
 	uint64_t node_bytes[HPM_MAX_NODES];	/* primary: as created */
 	char path[PATH_MAX];
 };

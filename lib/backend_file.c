@@ -79,6 +79,8 @@ int hpm_be_file_create(struct hpm_be *be, const char *path)
 		if (fd >= 0) {
 			if (!flock(fd, LOCK_EX | LOCK_NB)) {
 				be->fd = fd;
+				/* Shared file pages: get_user_pages() and VFIO pin them. */
+				be->pinnable = true;
 				snprintf(be->path, sizeof(be->path), "%s", path);
 				return 0;
 			}

@@ -17,9 +17,11 @@
 #include <linux/hpmem.h>
 
 #include "backend.h"
+#include "iommu.h"
 
 struct kmod_info {
 	uint64_t node_mask;
+	uint64_t features;
 	bool addrs;
 };
 
@@ -61,8 +63,12 @@ static int dev_open(struct hpm_be *be, struct kmod_info *ki)
 	be->page_shift = HPMEM_PAGE_SHIFT;
 	be->page_sz = HPMEM_PAGE_SIZE;
 	ki->node_mask = info.node_mask;
+	ki->features = info.features;
 	ki->addrs = info.caller & HPMEM_CALLER_ADDRS;
 	be->addrs = ki->addrs;
+	/* Older modules do not say; init.c then asks sysfs. */
+	be->dma_model = info.features & HPMEM_FEAT_DMA_MODEL ? (int)info.dma_model :
+			HPM_DMA_UNKNOWN;
 	return 0;
 }
 
@@ -113,6 +119,38 @@ static int kmod_probe(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 	return ret;
 }
 
+/*
+ * VFIO type1 pins with get_user_pages(), which only PINNABLE regions (4 KiB
+ * refcounted PTEs) allow; default regions map 2 MiB PMDs, cheaper for the
+ * TLB. Pinnable when asked (--vfio) or when the IOMMU translates, since
+ * then VFIO is the only way a device reaches the memory.
+ */
+static int pick_pinnable(struct hpm_be *be, const struct kmod_info *ki, uint32_t *flags)
+{
+	bool asked = be->opts && (be->opts->flags & HPM_INIT_F_VFIO);
+	enum hpm_dma_model dma = be->dma_model;
+
+	if (!asked && dma == HPM_DMA_UNKNOWN)
+		dma = hpm_iommu_dma_model(HPM_SYSFS_ROOT);
+	if (!asked && dma != HPM_DMA_TRANSLATED)
+		return 0;
+	if (!(ki->features & HPMEM_FEAT_PINNABLE)) {
+		if (asked) {
+			hpm_log(HPM_LOG_ERR, "kmod: --vfio needs pinnable regions, which this "
+				"hpmem.ko does not offer: load a newer module");
+			return -ENOTSUP;
+		}
+		hpm_log(HPM_LOG_WARN, "kmod: the IOMMU translates DMA, but this hpmem.ko "
+			"cannot make pinnable regions: VFIO will refuse the memory");
+		return 0;
+	}
+	*flags |= HPMEM_REGION_PINNABLE;
+	be->pinnable = true;
+	hpm_log(HPM_LOG_INFO, "kmod: region '%s' pinnable (4 KiB PTEs) for VFIO: %s",
+		be->name, asked ? "--vfio asked" : "the IOMMU translates DMA");
+	return 0;
+}
+
 static int kmod_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 {
 	struct hpmem_region_create rc = { .argsz = sizeof(rc) };
@@ -123,6 +161,9 @@ static int kmod_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 		return ret;
 	/* Checked up front for a clear message; GROW still decides. */
 	ret = check_nodes(be, &ki, bytes, false);
+	if (ret)
+		goto fail;
+	ret = pick_pinnable(be, &ki, &rc.flags);
 	if (ret)
 		goto fail;
 	snprintf(rc.name, sizeof(rc.name), "%s", be->name);
@@ -225,8 +266,12 @@ static int kmod_segs(struct hpm_be *be, void *base, struct hpm_be_seg *segs, siz
 	for (size_t i = 0; i < n; i++) {
 		segs[i].offset = ks[i].offset;
 		segs[i].node = (int)ks[i].node;
-		/* The module reports 0 when the caller may not see addresses. */
-		segs[i].iova = be->addrs ? ks[i].iova : HPM_BAD_IOVA;
+		/*
+		 * @phys, not @iova: the module reports iova 0 while an IOMMU
+		 * translates, yet PA mode still maps iova = phys into the
+		 * library's VFIO containers. Both are 0 when hidden.
+		 */
+		segs[i].iova = be->addrs ? ks[i].phys : HPM_BAD_IOVA;
 		if (segs[i].node < 0 || segs[i].node >= HPM_MAX_NODES) {
 			ret = -EPROTO;
 			goto out;

@@ -82,6 +82,11 @@ struct hpm_config {
  * by page from the offset table.
  */
 #define HPM_CFG_F_REMAPPED	(1U << 0)
+/*
+ * VFIO type1 can pin every page (get_user_pages() works on the mapping):
+ * file backends, and kmod regions created HPMEM_REGION_PINNABLE.
+ */
+#define HPM_CFG_F_PINNABLE	(1U << 1)
 
 static inline uint64_t *hpm_config_offsets(struct hpm_config *c)
 {

@@ -17,12 +17,14 @@
 #include "backend.h"
 #include "config.h"
 #include "internal.h"
+#include "iommu.h"
 #include "log.h"
 #include "malloc_heap.h"
 #include "memseg.h"
 #include "memzone.h"
 #include "options.h"
 #include "thread.h"
+#include "vfio_priv.h"
 
 /*
  * Default base, like DPDK's base-virtaddr: high enough to stay clear of
@@ -32,6 +34,13 @@
 #define HPM_BASE_DEFAULT	0x200000000000ULL
 /* A secondary waits this long for the primary to finish hpm_init(). */
 #define HPM_ATTACH_TIMEOUT_MS	10000
+
+/*
+ * flags went into what was tail padding after log_level, so binaries built
+ * against 0.1 pass a struct of the same size with the field zeroed.
+ */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct hpm_init_opts) == 120,
+	       "struct hpm_init_opts changed size: that breaks the ABI");
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -71,6 +80,7 @@ static void be_reset(struct hpm_be *be, const struct hpm_be_ops *ops,
 	be->ops = ops;
 	be->opts = o;
 	be->fd = -1;
+	be->dma_model = HPM_DMA_UNKNOWN;
 	snprintf(be->name, sizeof(be->name), "%s", name);
 }
 
@@ -192,6 +202,42 @@ static int map_runs(struct hpm_be *be, void *base, const struct hpm_be_seg *segs
 	return 0;
 }
 
+/*
+ * The primary's IOVA mode: what devices will really see (docs/IOVA.md).
+ * Logs the choice and why in one line.
+ */
+static int pick_iova(const struct hpm_init_opts *o, struct hpm_be *be, void *base,
+		     enum hpm_iova_mode *out)
+{
+	struct hpm_iova_facts f = {
+		.addrs = be->addrs,
+		.dma = be->dma_model,
+		.base = (uintptr_t)base,
+		.size = be->size,
+	};
+	char why[256];
+	bool warn;
+	int ret;
+
+	if (f.dma == HPM_DMA_UNKNOWN)
+		f.dma = hpm_iommu_dma_model(HPM_SYSFS_ROOT);
+	if (f.dma == HPM_DMA_TRANSLATED)
+		f.width = hpm_iommu_width(HPM_SYSFS_ROOT);
+	ret = hpm_iova_choose(o->iova_mode, &f, out, why, sizeof(why), &warn);
+	if (ret == -EPERM) {
+		hpm_log(HPM_LOG_ERR, "%s: iova-mode pa asked, but physical addresses are "
+			"hidden from this process (need CAP_SYS_ADMIN%s)", be->ops->name,
+			be->ops->type == HPM_BACKEND_KMOD ?
+			" or hpmem's phys_unprivileged=1" : "");
+		return ret;
+	}
+	if (ret)
+		return ret;
+	hpm_log(warn ? HPM_LOG_WARN : HPM_LOG_INFO, "iova-mode %s: %s",
+		hpm_iova_mode_name(*out), why);
+	return 0;
+}
+
 static int init_primary(const struct hpm_init_opts *o, struct hpm_be *be)
 {
 	struct hpm_be_seg *segs = NULL;
@@ -222,17 +268,9 @@ static int init_primary(const struct hpm_init_opts *o, struct hpm_be *be)
 			be->ops->name, strerror(-ret));
 		goto fail_unmap;
 	}
-	iova = o->iova_mode;
-	if (iova == HPM_IOVA_PA && !be->addrs) {
-		hpm_log(HPM_LOG_ERR, "%s: iova-mode pa asked, but physical addresses are "
-			"hidden from this process (need CAP_SYS_ADMIN%s)", be->ops->name,
-			be->ops->type == HPM_BACKEND_KMOD ?
-			" or hpmem's phys_unprivileged=1" : "");
-		ret = -EPERM;
+	ret = pick_iova(o, be, base, &iova);
+	if (ret)
 		goto fail_unmap;
-	}
-	if (iova == HPM_IOVA_AUTO)
-		iova = be->addrs ? HPM_IOVA_PA : HPM_IOVA_VA;
 	hpm_memseg_sort_by_offset(segs, n);
 	/*
 	 * Like DPDK: physically contiguous pages at contiguous VAs, so that
@@ -263,7 +301,9 @@ static int init_primary(const struct hpm_init_opts *o, struct hpm_be *be)
 	c->max_memzones = o->max_memzones;
 	snprintf(c->region, sizeof(c->region), "%s", be->name);
 	hpm_config_init_header(c);
-	ret = hpm_memseg_table_fill(c, segs, n, iova == HPM_IOVA_PA);
+	if (be->pinnable)
+		c->flags |= HPM_CFG_F_PINNABLE;
+	ret = hpm_memseg_table_fill(c, segs, n, iova);
 	if (ret) {
 		hpm_log(HPM_LOG_ERR, "%s: page list has holes or unknown addresses",
 			be->ops->name);
@@ -582,7 +622,8 @@ __hpm_export int hpm_init(const struct hpm_init_opts *uo)
 	}
 	if ((unsigned int)o.proc_type > HPM_PROC_SECONDARY ||
 	    (unsigned int)o.backend > HPM_BACKEND_ANON ||
-	    (unsigned int)o.iova_mode > HPM_IOVA_VA) {
+	    (unsigned int)o.iova_mode > HPM_IOVA_COMPACT ||
+	    (o.flags & ~HPM_INIT_F_VFIO)) {
 		ret = -EINVAL;
 		goto out;
 	}
@@ -610,6 +651,8 @@ __hpm_export int hpm_init(const struct hpm_init_opts *uo)
 	st.backend = st.be.ops->type;
 	st.pid = getpid();
 	st.initialized = true;
+	/* Containers that outlived an earlier hpm_cleanup() get the memory. */
+	hpm_vfio_mem_attach();
 	hpm_log(HPM_LOG_INFO, "region '%s': %s on %s, %zu MiB at %p, iova %s", name,
 		hpm_proc_type_name(st.type), st.be.ops->name, st.size >> 20, st.base,
 		hpm_iova_mode_name(st.iova));
@@ -627,6 +670,11 @@ __hpm_export int hpm_cleanup(void)
 		pthread_mutex_unlock(&init_lock);
 		return hpm_fail(ENODEV);
 	}
+	/*
+	 * Before the memory goes: devices lose access to it (a DMA to its
+	 * IOVAs now faults) and VFIO drops its pins.
+	 */
+	hpm_vfio_mem_detach();
 	hpm_thread_release_process(hpm_cfg);
 	hpm_heap_set_table(NULL);
 	hpm_cfg = NULL;

@@ -42,9 +42,10 @@ bool hpm_memseg_sort_by_iova(struct hpm_be_seg *segs, size_t n, size_t keep)
 }
 
 int hpm_memseg_table_fill(struct hpm_config *cfg, const struct hpm_be_seg *segs,
-			  size_t n, bool pa)
+			  size_t n, enum hpm_iova_mode mode)
 {
 	uint64_t *offs = hpm_config_offsets(cfg);
+	bool pa = mode == HPM_IOVA_PA;
 
 	if (n != cfg->nr_memsegs)
 		return -EINVAL;
@@ -64,7 +65,16 @@ int hpm_memseg_table_fill(struct hpm_config *cfg, const struct hpm_be_seg *segs,
 			cfg->flags |= HPM_CFG_F_REMAPPED;
 		offs[i] = segs[i].offset;
 		ms->addr = (void *)(uintptr_t)(cfg->base + va_off);
-		ms->iova = pa ? segs[i].iova : (uint64_t)(uintptr_t)ms->addr;
+		/*
+		 * The only place IOVAs are made: heap, memzones, mempools and
+		 * mbufs all ask hpm_virt2iova(), which reads them from here.
+		 */
+		if (pa)
+			ms->iova = segs[i].iova;
+		else if (mode == HPM_IOVA_COMPACT)
+			ms->iova = HPM_IOVA_COMPACT_BASE + va_off;
+		else
+			ms->iova = (uint64_t)(uintptr_t)ms->addr;
 		ms->len = cfg->page_sz;
 		ms->page_sz = cfg->page_sz;
 		ms->socket = segs[i].node;

@@ -30,11 +30,12 @@ bool hpm_memseg_sort_by_iova(struct hpm_be_seg *segs, size_t n, size_t keep);
 /*
  * Primary: fill cfg->memsegs and the offset table; @segs[i] is the page
  * mapped at base + i * page_sz. Sets HPM_CFG_F_REMAPPED when that is not
- * region order. @pa: take IOVAs from @segs, else IOVA = VA.
+ * region order. IOVAs per @mode (resolved, not AUTO): PA takes them from
+ * @segs, VA uses the address, COMPACT HPM_IOVA_COMPACT_BASE + (va - base).
  * 0 or -EINVAL (offset out of range, config pages moved, or PA asked with
  * unknown addresses).
  */
 int hpm_memseg_table_fill(struct hpm_config *cfg, const struct hpm_be_seg *segs,
-			  size_t n, bool pa);
+			  size_t n, enum hpm_iova_mode mode);
 
 #endif /* HPM_MEMSEG_PRIV_H */

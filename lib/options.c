@@ -73,7 +73,7 @@ static int parse_enum(const char *s, const char *const *names, size_t n, int *ou
 
 static const char *const proc_names[] = { "auto", "primary", "secondary" };
 static const char *const backend_names[] = { "auto", "kmod", "hugetlbfs", "anon" };
-static const char *const iova_names[] = { "auto", "pa", "va" };
+static const char *const iova_names[] = { "auto", "pa", "va", "compact" };
 static const char *const level_names[] = { NULL, "err", "warn", "info", "debug" };
 
 /* A region name is also a file name and a module region name. */
@@ -98,7 +98,7 @@ int hpm_region_name_check(const char *name)
 
 enum opt_id {
 	OPT_REGION, OPT_SOCKET_MEM, OPT_PROC_TYPE, OPT_BACKEND, OPT_IOVA_MODE,
-	OPT_HUGE_DIR, OPT_BASE, OPT_MAX_MZ, OPT_LOG_LEVEL,
+	OPT_HUGE_DIR, OPT_BASE, OPT_MAX_MZ, OPT_LOG_LEVEL, OPT_VFIO,
 };
 
 static const char *const opt_names[] = {
@@ -111,7 +111,14 @@ static const char *const opt_names[] = {
 	[OPT_BASE] = "base-virtaddr",
 	[OPT_MAX_MZ] = "max-memzones",
 	[OPT_LOG_LEVEL] = "log-level",
+	[OPT_VFIO] = "vfio",
 };
+
+/* Options that are switches: present or not, no value. */
+static bool opt_is_switch(int id)
+{
+	return id == OPT_VFIO;
+}
 
 /* Applies one option to @o; @val must outlive @o (argv or interned). */
 static int apply(struct hpm_init_opts *o, int id, const char *val)
@@ -168,6 +175,9 @@ static int apply(struct hpm_init_opts *o, int id, const char *val)
 			return -EINVAL;
 		o->log_level = (int)v;
 		return 0;
+	case OPT_VFIO:
+		o->flags |= HPM_INIT_F_VFIO;
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -212,7 +222,14 @@ static int parse_words(struct hpm_init_opts *o, int argc, char **argv, bool all)
 			hpm_log(HPM_LOG_ERR, "options: unknown option '%s'", argv[i]);
 			return -EINVAL;
 		}
-		if (eq) {
+		if (opt_is_switch(id)) {
+			if (eq) {
+				hpm_log(HPM_LOG_ERR, "options: --%s takes no value", opt_names[id]);
+				return -EINVAL;
+			}
+			val = NULL;
+			i++;
+		} else if (eq) {
 			val = eq + 1;
 			i++;
 		} else {

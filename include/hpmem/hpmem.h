@@ -7,6 +7,7 @@
 #include <hpmem/init.h>
 #include <hpmem/memseg.h>
 #include <hpmem/thread.h>
+#include <hpmem/vfio.h>
 #include <hpmem/malloc.h>
 #include <hpmem/memzone.h>
 #include <hpmem/ring.h>

@@ -32,12 +32,41 @@ enum hpm_backend {
 };
 
 /*
- * PA: IOVAs are physical addresses (needs a backend that can see them:
- * kmod with HPMEM_CALLER_ADDRS, hugetlbfs with readable PFNs in pagemap).
- * VA: IOVAs are the virtual addresses. AUTO: PA when available, else VA.
- * A secondary always uses the primary's mode.
+ * What hpm_virt2iova() and every memseg, memzone, mempool and mbuf report
+ * as a device's DMA address (docs/IOVA.md):
+ * PA: physical addresses (needs a backend that can see them: kmod with
+ *     HPMEM_CALLER_ADDRS, hugetlbfs with readable PFNs in pagemap). True
+ *     for devices without an IOMMU or in passthrough; with a translating
+ *     IOMMU only inside VFIO containers the library maps (hpmem/vfio.h).
+ * VA: the virtual addresses; true inside the library's VFIO containers
+ *     when the IOMMU can translate addresses that high.
+ * COMPACT: HPM_IOVA_COMPACT_BASE + (va - region base); true inside the
+ *     library's VFIO containers, and low enough for a 39-bit IOMMU.
+ * AUTO: PA when physical addresses are visible and devices DMA to them;
+ *     with a translating IOMMU, VA when the region fits its address width,
+ *     else COMPACT. A secondary always uses the primary's mode.
  */
-enum hpm_iova_mode { HPM_IOVA_AUTO = 0, HPM_IOVA_PA, HPM_IOVA_VA };
+enum hpm_iova_mode {
+	HPM_IOVA_AUTO = 0,
+	HPM_IOVA_PA,
+	HPM_IOVA_VA,
+	HPM_IOVA_COMPACT,
+};
+
+/*
+ * Compact IOVAs start at 4 GiB: above the 32-bit window where IOMMUs keep
+ * reserved ranges (x86's MSI window at 0xfee00000), far below any IOMMU's
+ * address width.
+ */
+#define HPM_IOVA_COMPACT_BASE	(1ULL << 32)
+
+/* hpm_init_opts.flags */
+/*
+ * The region will be DMA-mapped through VFIO (hpmem/vfio.h): kmod creates
+ * it pinnable (4 KiB PTEs that VFIO type1 can pin). Without it, kmod does
+ * so only when the IOMMU translates DMA; the other backends always can.
+ */
+#define HPM_INIT_F_VFIO		(1U << 0)
 
 struct hpm_init_opts {
 	const char *region;              /* region name; NULL -> "hpmem" */
@@ -49,6 +78,12 @@ struct hpm_init_opts {
 	const char *huge_dir;            /* hugetlbfs mount; NULL -> found in /proc/mounts */
 	uintptr_t base_addr;             /* 0 -> library default */
 	int log_level;                   /* 0 -> warnings and errors */
+	/*
+	 * HPM_INIT_F_* bits; unknown bits fail hpm_init() with -EINVAL.
+	 * Added in 0.2 in what was tail padding: size and offsets unchanged,
+	 * and 0 for callers that zeroed the struct with hpm_init_opts_default().
+	 */
+	uint32_t flags;
 };
 
 /* Region names: 1..HPM_NAME_SIZE-1 bytes of [A-Za-z0-9._-]. */
@@ -64,8 +99,9 @@ void hpm_init_opts_default(struct hpm_init_opts *o);
 /*
  * EAL-like options, each as "--opt value" or "--opt=value":
  *   --region NAME  --socket-mem MiB[,MiB...]  --proc-type auto|primary|secondary
- *   --backend auto|kmod|hugetlbfs|anon  --iova-mode auto|pa|va  --huge-dir DIR
+ *   --backend auto|kmod|hugetlbfs|anon  --iova-mode auto|pa|va|compact  --huge-dir DIR
  *   --base-virtaddr ADDR  --max-memzones N  --log-level 1..4|err|warn|info|debug
+ *   --vfio (no value: sets HPM_INIT_F_VFIO)
  * argv[0] is the program name and is skipped. Parsing stops at the first
  * argument that is not one of these options, or after "--" (consumed).
  * Returns the number of arguments consumed after argv[0] (the caller's own
@@ -87,12 +123,15 @@ int hpm_parse_string(struct hpm_init_opts *o, const char *s);
  * defaults; the environment variable HPMEM_OPTS is parsed on top.
  * Returns 0 or -errno:
  *   -EALREADY   already initialised in this process
- *   -EINVAL     bad option (region name, sizes, base address alignment)
+ *   -EINVAL     bad option (region name, sizes, base address alignment,
+ *               unknown flags, unknown IOVA mode)
  *   -EEXIST     explicit primary, but a live primary owns the region name
  *   -ENOENT     secondary, but no live primary owns the region name
  *   -EPROTO     secondary, but the region's layout version differs from ours
  *   -EADDRINUSE the base address range is taken in this process
  *   -EPERM      PA IOVA mode asked, but physical addresses are hidden
+ *   -ENOTSUP    HPM_INIT_F_VFIO, but the kmod module cannot make the region
+ *               pinnable
  *   -ENODEV     the backend is unusable (no device, no mount, no node)
  *   -ENOMEM     not enough pages
  *   -ETIMEDOUT  secondary: the primary did not finish its initialisation

@@ -36,23 +36,41 @@ struct hpm_vfio_device_info {
 };
 
 /*
- * New type1 container, tracked by the library: once a group is bound to
- * it, it holds all of the library's memory. Returns its fd or -errno
- * (-ENODEV: no /dev/vfio/vfio or no type1 support).
+ * Every call returns 0 (create: the fd) or -errno and sets hpm_errno; every
+ * failure logs one line naming its cause. All calls are thread-safe.
+ *
+ * hpm_cleanup() unmaps the library's memory from every tracked container
+ * first, so a later DMA to its IOVAs faults. It leaves device fds and
+ * groups open (they are the application's); it closes a container the
+ * library created only when no device opened through it is still open
+ * (else hpm_vfio_release_device() of the last one does), and forgets
+ * adopted containers without closing them. A container that outlives
+ * hpm_cleanup() gets the memory again at the next hpm_init().
+ */
+
+/*
+ * New type1 container (v2 when offered), tracked by the library: once a
+ * group is bound to it, it holds all of the library's memory. Returns its
+ * fd or -errno (-ENODEV: no /dev/vfio/vfio or no type1 support, -ENOSPC:
+ * HPM_VFIO_MAX_CONTAINERS tracked).
  */
 int hpm_vfio_container_create(void);
 
 /*
  * Hand a container the caller set up itself (groups bound, type1 set) to
  * the library, which maps all of its memory into it now and keeps it
- * mapped. Returns 0 or -errno (-ERANGE: an IOVA is outside the
- * container's usable ranges, -ENOMEM: RLIMIT_MEMLOCK too low).
+ * mapped. Returns 0 or -errno (-EINVAL: before hpm_init() or not a VFIO
+ * container, -EEXIST: tracked already, -ERANGE: an IOVA is outside the
+ * container's usable ranges, -ENOMEM: RLIMIT_MEMLOCK too low, -ENOTSUP:
+ * the memory cannot be pinned).
  */
 int hpm_vfio_container_adopt(int container_fd);
 
 /*
- * Unmaps everything the library mapped into the container and forgets
- * it; closes it when the library created it. Returns 0 or -errno.
+ * Unmaps everything the library mapped into the container (its memory and
+ * external maps) and forgets it; closes it when the library created it.
+ * Returns 0, -ENOENT (not tracked) or -EBUSY (devices opened through it
+ * are still open).
  */
 int hpm_vfio_container_destroy(int container_fd);
 
@@ -62,8 +80,12 @@ int hpm_vfio_container_destroy(int container_fd);
  * its IOMMU group, bind the group to the container (type1 on the first),
  * map the library's memory if not yet done, get the device fd.
  * Returns 0 with *@device_fd set, or -errno, logging the cause:
- *   -ENODEV   no such device, or no IOMMU group (no IOMMU, or it is off)
- *   -EBUSY    the device is bound to another driver than vfio-pci
+ *   -EINVAL   bad arguments, hpm_init() not called, or @container_fd
+ *             not tracked (create or adopt it first)
+ *   -ENODEV   no such device, no IOMMU group (no IOMMU, or it is off),
+ *             no /dev/vfio/vfio or /dev/vfio/N, or no type1 support
+ *   -EBUSY    the device is bound to another driver than vfio-pci (or to
+ *             none), or its group is in another container or process
  *   -EPERM    the group is not viable (another device of the group is
  *             bound to a host driver)
  *   -ENOMEM   RLIMIT_MEMLOCK below what the mapping pins
@@ -73,16 +95,25 @@ int hpm_vfio_container_destroy(int container_fd);
 int hpm_vfio_setup_device(const char *bdf, int container_fd, int *device_fd,
 			  struct hpm_vfio_device_info *info);
 
-/* Close the device fd and, with its last device, the group. */
+/*
+ * Close the device fd and, with its last device, the group (type1 drops
+ * the container's mappings with its last group). -ENOENT when the device's
+ * group is not in @container_fd through the library.
+ */
 int hpm_vfio_release_device(const char *bdf, int container_fd, int device_fd);
 
-/* Region @index (VFIO_PCI_BAR0_REGION_INDEX, ..._CONFIG_REGION_INDEX). */
+/*
+ * Region @index (VFIO_PCI_BAR0_REGION_INDEX, ..._CONFIG_REGION_INDEX);
+ * -errno of VFIO_DEVICE_GET_REGION_INFO (-EINVAL: no such index).
+ */
 int hpm_vfio_get_region(int device_fd, unsigned int index, struct hpm_vfio_region *r);
 
 /*
  * External memory: map [@vaddr, @vaddr + @len) at @iova into the container
- * (and unmap it). Page-aligned; the container keeps it until unmapped or
- * destroyed; hpm_cleanup() leaves it alone.
+ * (and unmap exactly such a mapping). 4 KiB-aligned, @len > 0 (-EINVAL);
+ * the container needs a group bound (-EINVAL) and must be tracked
+ * (-ENOENT); -ERANGE outside the usable ranges. The container keeps it
+ * until unmapped or destroyed; hpm_cleanup() leaves it alone.
  */
 int hpm_vfio_container_dma_map(int container_fd, uint64_t vaddr, uint64_t iova,
 			       uint64_t len);

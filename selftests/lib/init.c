@@ -65,6 +65,7 @@ TEST(parse_enum_values)
 		{ "hugetlbfs", HPM_BACKEND_HUGETLBFS }, { "anon", HPM_BACKEND_ANON },
 	}, iovas[] = {
 		{ "auto", HPM_IOVA_AUTO }, { "pa", HPM_IOVA_PA }, { "va", HPM_IOVA_VA },
+		{ "compact", HPM_IOVA_COMPACT },
 	}, levels[] = {
 		{ "err", 1 }, { "warn", 2 }, { "info", 3 }, { "debug", 4 },
 		{ "1", 1 }, { "4", 4 },
@@ -85,7 +86,7 @@ TEST(parse_enum_values)
 		EXPECT_EQ(backends[i].v, (int)o.backend);
 		EXPECT_STREQ(backends[i].s, hpm_backend_name(o.backend));
 	}
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		hpm_init_opts_default(&o);
 		snprintf(buf, sizeof(buf), "--iova-mode=%s", iovas[i].s);
 		ASSERT_EQ(0, hpm_parse_string(&o, buf));
@@ -129,6 +130,7 @@ TEST(parse_bad_values)
 		"--max-memzones 0", "--max-memzones -5", "--max-memzones 12ab",
 		"--log-level 0", "--log-level 5", "--log-level loud",
 		"--unknown 1", "stray", "--region abc stray", "-region abc",
+		"--vfio=1", "--vfio=", "--iova-mode Compact", "--vfio stray",
 	};
 	struct hpm_init_opts o, before;
 
@@ -166,6 +168,27 @@ TEST(parse_args_stops)
 	EXPECT_EQ(0, hpm_parse_args(&o, 1, a4));
 	EXPECT_EQ(0, hpm_parse_args(&o, 0, NULL));
 	EXPECT_EQ(-EINVAL, hpm_parse_args(NULL, 1, a4));
+}
+
+/* --vfio is a switch: it takes no value and consumes only itself. */
+TEST(parse_vfio_switch)
+{
+	char *argv[] = { "prog", "--vfio", "--iova-mode", "compact", "app", NULL };
+	char *argv2[] = { "prog", "--region", "r", "--vfio", NULL };
+	struct hpm_init_opts o;
+
+	hpm_init_opts_default(&o);
+	EXPECT_EQ(0u, o.flags);
+	ASSERT_EQ(3, hpm_parse_args(&o, 5, argv));
+	EXPECT_EQ(HPM_INIT_F_VFIO, o.flags);
+	EXPECT_EQ(HPM_IOVA_COMPACT, o.iova_mode);
+	hpm_init_opts_default(&o);
+	ASSERT_EQ(3, hpm_parse_args(&o, 4, argv2));
+	EXPECT_EQ(HPM_INIT_F_VFIO, o.flags);
+	EXPECT_STREQ("r", o.region);
+	hpm_init_opts_default(&o);
+	ASSERT_EQ(0, hpm_parse_string(&o, "--vfio --vfio"));
+	EXPECT_EQ(HPM_INIT_F_VFIO, o.flags);
 }
 
 TEST(parse_string_copies)
@@ -269,6 +292,12 @@ TEST(init_bad_opts)
 	o.socket_mem[0] = 1ULL << 40;
 	EXPECT_EQ(-EINVAL, hpm_init(&o));
 	o.socket_mem[0] = 16;
+	o.iova_mode = HPM_IOVA_COMPACT + 1;
+	EXPECT_EQ(-EINVAL, hpm_init(&o));
+	o.iova_mode = HPM_IOVA_AUTO;
+	o.flags = ~HPM_INIT_F_VFIO;		/* unknown bits */
+	EXPECT_EQ(-EINVAL, hpm_init(&o));
+	o.flags = 0;
 	o.base_addr = 0x200000001000ULL;	/* not page aligned */
 	EXPECT_EQ(-EINVAL, hpm_init(&o));
 	EXPECT_EQ(-ENODEV, hpm_cleanup());
