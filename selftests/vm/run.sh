@@ -1,11 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Boot Debian kernels in QEMU (TCG, 2 sockets, 2 NUMA nodes) with an
-# initramfs holding busybox, hpmem.ko and the static selftests; judge the
-# console output (TAP, kernel log markers). Exits non-zero on any failure.
+# Boot Debian kernels in QEMU (TCG, 2 sockets, 2 NUMA nodes, QEMU's edu DMA
+# device) with an initramfs holding busybox, hpmem.ko and the static
+# selftests; judge the console output (TAP, kernel log markers). Exits
+# non-zero on any failure.
 #
-# Usage: selftests/vm/run.sh [--kernel 6.1|6.12|all] [--demo] [--run 'CMD']
-#            [--extra DIR] [--timeout SEC] [--modparams 'pages=64,64']
+# Usage: selftests/vm/run.sh [--kernel 6.1|6.12|all] [--iommu|--config C]
+#            [--demo] [--run 'CMD'] [--extra DIR] [--timeout SEC]
+#            [--modparams 'pages=64,64']
+# Configurations (C): plain (pc machine, no IOMMU: the default for tests),
+# iommu (q35 + intel-iommu, edu bound to vfio-pci: the default for --demo),
+# all (both, one boot each per kernel; what make test runs).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,6 +18,7 @@ TOP=${TOP:-$(cd "$here/../.." && pwd)}
 B=${B:-$TOP/build}
 
 kernels=all
+configs=
 mode="test"
 run_cmd=
 extra=
@@ -24,13 +30,15 @@ modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=1024}
 mem_per_node=${HPMEM_VM_NODE_MEM:-1G}
 
 usage() {
-	sed -n '7,8p' "$0" | sed 's/^# //' >&2
+	sed -n '9,15p' "$0" | sed 's/^# //' >&2
 	exit 2
 }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--kernel)	kernels=$2; shift ;;
+	--iommu)	configs=iommu ;;
+	--config)	configs=$2; shift ;;
 	--demo)		mode=demo ;;
 	--run)		mode=run; run_cmd=$2; shift ;;
 	--extra)	extra=$2; shift ;;
@@ -45,6 +53,16 @@ done
 case "$kernels" in
 all)		series="6.1 6.12" ;;
 6.1|6.12)	series=$kernels ;;
+*)		usage ;;
+esac
+
+# The demo shows the realistic case, a device behind an IOMMU, by default.
+if [ -z "$configs" ]; then
+	[ "$mode" = demo ] && configs=iommu || configs=plain
+fi
+case "$configs" in
+all)		configs="plain iommu" ;;
+plain|iommu)	;;
 *)		usage ;;
 esac
 
@@ -87,8 +105,14 @@ copy_kmod() {
 	return 1
 }
 
+# VFIO for the iommu configuration, in load order (vfio_virqfd is a module
+# on 6.1 only; the others' dependencies are the same on both kernels).
+VFIO_KMODS="drivers/vfio/vfio drivers/vfio/vfio_iommu_type1
+	drivers/vfio/vfio_virqfd virt/lib/irqbypass drivers/vfio/pci/vfio-pci-core
+	drivers/vfio/pci/vfio-pci"
+
 build_initramfs() {
-	local kver=$1 work=$2 root=$2/root f
+	local kver=$1 work=$2 config=$3 root=$2/root f
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,sbin,etc,lib,proc,sys,dev,tmp,mnt,root,tests/kmod,tests/lib}
 	cp "$busybox" "$root/bin/busybox"
@@ -104,6 +128,13 @@ build_initramfs() {
 	fi
 	copy_kmod "$kver" drivers/block/brd "$root/lib/brd.ko" ||
 		echo "# vm: brd.ko not found for $kver (O_DIRECT tests skip)" >&2
+	if [ "$config" = iommu ]; then
+		mkdir -p "$root/lib/vfio"
+		for f in $VFIO_KMODS; do
+			copy_kmod "$kver" "$f" "$root/lib/vfio/${f##*/}.ko" &&
+				echo "${f##*/}" >>"$root/lib/vfio/order"
+		done
+	fi
 
 	if [ -x "$B/tools/hpmemctl.static" ]; then
 		cp "$B/tools/hpmemctl.static" "$root/bin/hpmemctl"
@@ -124,6 +155,7 @@ build_initramfs() {
 		echo "KVER='$kver'"
 		echo "MODPARAMS='$modparams'"
 		echo "PROG_TIMEOUT=$prog_timeout"
+		echo "IOMMU=$([ "$config" = iommu ] && echo 1 || echo 0)"
 	} >"$root/etc/vm.conf"
 	case "$mode" in
 	demo)
@@ -143,22 +175,34 @@ build_initramfs() {
 		>"$work/initramfs.cpio"
 }
 
-# Boot one kernel; the last line is "# vm SERIES (KVER): N passed, ...".
+# Boot one kernel in one configuration; the last line is
+# "# vm SERIES/CONFIG (KVER): N passed, N failed, N skipped".
 boot() {
-	local s=$1 kver work log res rc
+	local s=$1 config=$2 kver work log res rc start name
+	local -a machine
 	if ! kver=$(find_kver "$s"); then
 		echo "# vm $s: no /boot/vmlinuz-$s.* with headers installed"
-		echo "# vm $s (none): 0 passed, 1 failed, 0 skipped"
+		echo "# vm $s/$config (none): 0 passed, 1 failed, 0 skipped"
 		return 1
 	fi
 	# A private work directory: several people may run the rig at once.
 	work=$(mktemp -d "$B/vm/run.XXXXXX")
-	build_initramfs "$kver" "$work" || return 1
+	build_initramfs "$kver" "$work" "$config" || return 1
 	rm -rf "$work/root"
 	log=$work/console.log
-	echo "# vm: booting $kver ($mode), log $B/vm/console-$kver.log"
+	name=console-$kver-$config.log
+	echo "# vm: booting $kver ($mode, $config), log $B/vm/$name"
 
-	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg \
+	# edu: QEMU's DMA test device; its default mask is 28 bits. The IOMMU
+	# must come before the devices it translates on the command line.
+	if [ "$config" = iommu ]; then
+		machine=(-machine q35 -device intel-iommu)
+	else
+		machine=(-machine pc)
+	fi
+	machine+=(-device edu,dma_mask=0xffffffffffffffff)
+	start=$(date +%s)
+	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg "${machine[@]}" \
 		-m 2G -smp 2,sockets=2,cores=1,threads=1 \
 		-object memory-backend-ram,id=m0,size="$mem_per_node" \
 		-object memory-backend-ram,id=m1,size="$mem_per_node" \
@@ -177,15 +221,18 @@ boot() {
 	fi
 	echo "$res" | grep -v '^RESULT '
 	read -r p f k < <(echo "$res" | sed -n 's/^RESULT //p')
-	cp "$log" "$B/vm/console-$kver.log"
+	cp "$log" "$B/vm/$name"
 	rm -rf "$work"
-	echo "# vm $s ($kver): $p passed, $f failed, $k skipped"
+	echo "# vm $s/$config ($kver): $(($(date +%s) - start)) s"
+	echo "# vm $s/$config ($kver): $p passed, $f failed, $k skipped"
 	[ "$f" = 0 ]
 }
 
 mkdir -p "$B/vm"
 status=0
 for s in $series; do
-	boot "$s" || status=1
+	for c in $configs; do
+		boot "$s" "$c" || status=1
+	done
 done
 exit $status
