@@ -627,8 +627,10 @@ static int dev_group(const char *bdf, int *group_id)
 	}
 	errno = 0;
 	id = strtol(name, &end, 10);
-	if (errno || *end || id < 0 || id > INT_MAX)
+	if (errno || *end || id < 0 || id > INT_MAX) {
+		hpm_log(HPM_LOG_ERR, "vfio: %s: IOMMU group '%s' is not a number", bdf, name);
 		return -ENODEV;
+	}
 	ret = dev_link(bdf, "driver", name, sizeof(name));
 	if (ret || strcmp(name, "vfio-pci")) {
 		hpm_log(HPM_LOG_ERR, "vfio: %s is bound to %s, not vfio-pci (echo vfio-pci > "
@@ -685,6 +687,8 @@ static int group_add(struct vcontainer *c, int id, struct vgroup **out)
 	}
 	if (ioctl(fd, VFIO_GROUP_GET_STATUS, &st)) {
 		ret = -errno;
+		hpm_log(HPM_LOG_ERR, "vfio: group %d: VFIO_GROUP_GET_STATUS: %s", id,
+			strerror(-ret));
 		goto fail_close;
 	}
 	if (!(st.flags & VFIO_GROUP_FLAGS_VIABLE)) {

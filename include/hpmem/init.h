@@ -139,9 +139,11 @@ int hpm_parse_string(struct hpm_init_opts *o, const char *s);
 int hpm_init(const struct hpm_init_opts *o);
 
 /*
- * Unmaps the region. The primary also removes the region's name (kmod: the
- * region goes away with its last user; hugetlbfs/anon: the file is
- * unlinked); secondaries keep their mappings until their own cleanup.
+ * Unmaps the region from every VFIO container the library tracks
+ * (hpmem/vfio.h), then from the process. The primary also removes the
+ * region's name (kmod: the region goes away with its last user;
+ * hugetlbfs/anon: the file is unlinked); secondaries keep their mappings
+ * until their own cleanup.
  * Releases every thread slot this process holds. Returns 0, or -ENODEV when
  * the library is not initialised. hpm_init() may be called again afterwards.
  */
