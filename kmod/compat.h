@@ -24,6 +24,11 @@
 #error "hpmem maps its 2 MiB pages with PMDs: it needs CONFIG_TRANSPARENT_HUGEPAGE"
 #endif
 
+/* RLIMIT_MEMLOCK is charged to user_struct.locked_vm, which exists only with: */
+#if !(defined(CONFIG_NET) || defined(CONFIG_IO_URING))
+#error "hpmem charges user_struct.locked_vm: it needs CONFIG_NET or CONFIG_IO_URING"
+#endif
+
 /*
  * PMD mappings: the fault path offers ->huge_fault() a VM_PFNMAP VMA only
  * when the VMA counts as DAX (S_DAX on the inode behind f_mapping) on 6.1;

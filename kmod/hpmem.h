@@ -66,7 +66,8 @@ struct hpmem_pool {
  * @nr_pages: pages in it, at offsets 0 .. @nr_pages - 1
  * @node_pages: pages in it per node, nr_node_ids entries
  * @pages: page index -> struct page * (head of the compound page)
- * @charges: struct hpmem_charge, what RLIMIT_MEMLOCK accounting to undo
+ * @charges: struct hpmem_charge, one per user whose RLIMIT_MEMLOCK the
+ *           pages count against
  */
 struct hpmem_region {
 	struct list_head link;
@@ -94,6 +95,14 @@ int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
 void hpmem_pool_give(struct list_head *pages);
 void hpmem_pool_give_busy(struct list_head *pages);
 void hpmem_page_zero(struct page *page);
+
+/* memlock.c */
+struct hpmem_charge;
+struct hpmem_charge *hpmem_charge_new(unsigned long nr);
+void hpmem_charge_cancel(struct hpmem_charge *charge);
+void hpmem_charge_add(struct list_head *charges, struct hpmem_charge *charge);
+void hpmem_charges_release(struct list_head *charges, struct list_head *busy);
+void hpmem_page_uncharge(struct page *page);
 
 /* region.c */
 int hpmem_region_create(struct file *file, const char *name, u32 flags);

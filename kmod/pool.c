@@ -305,6 +305,7 @@ static void hpmem_busy_work_fn(struct work_struct *work)
 
 	mutex_lock(&hpmem_lock);
 	list_for_each_entry_safe(page, tmp, &idle, lru) {
+		hpmem_page_uncharge(page);
 		pool = hpmem_pools[page_to_nid(page)];
 		list_move(&page->lru, &pool->free);
 		pool->nr_busy--;
@@ -398,6 +399,7 @@ void hpmem_pool_exit(void)
 				nid, pool->nr_busy);
 		list_for_each_entry_safe(page, tmp, &pool->busy, lru) {
 			list_del(&page->lru);
+			hpmem_page_uncharge(page);
 			put_page(page);
 		}
 		hpmem_free_list(&pool->free);

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Named regions: sets of pool pages that processes attach to by name, with
- * their lifetime, permissions and RLIMIT_MEMLOCK accounting.
+ * their lifetime and permissions.
  */
 #include <linux/capability.h>
 #include <linux/cred.h>
+#include <linux/err.h>
 #include <linux/module.h>
-#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/string.h>
@@ -19,18 +19,6 @@ static bool phys_unprivileged;
 module_param(phys_unprivileged, bool, 0644);
 MODULE_PARM_DESC(phys_unprivileged,
 		 "Report physical addresses and IOVAs of their own regions to callers without CAP_SYS_ADMIN (default: N)");
-
-/**
- * struct hpmem_charge - pages charged to one mm's locked_vm
- * @link: in hpmem_region.charges
- * @mm: grabbed, so it can be uncharged even after its process exited
- * @pages: in 4 KiB pages, as locked_vm counts
- */
-struct hpmem_charge {
-	struct list_head link;
-	struct mm_struct *mm;
-	unsigned long pages;
-};
 
 static LIST_HEAD(hpmem_regions);
 
@@ -71,22 +59,12 @@ static void hpmem_region_unlink(struct hpmem_region *region)
 	region->linked = false;
 }
 
-static void hpmem_uncharge(struct mm_struct *mm, unsigned long pages)
-{
-	/* An exited process's locked_vm no longer matters. */
-	if (mmget_not_zero(mm)) {
-		account_locked_vm(mm, pages, false);
-		mmput(mm);
-	}
-}
-
 /*
  * Gives a dead region's pages back. Called without hpmem_lock once the
  * region is unreachable: no name, no file, no VMA.
  */
 static void hpmem_region_free(struct hpmem_region *region)
 {
-	struct hpmem_charge *charge, *tmp;
 	unsigned long index;
 	struct page *page;
 	LIST_HEAD(back);
@@ -111,16 +89,14 @@ static void hpmem_region_free(struct hpmem_region *region)
 		}
 	}
 
+	/* Busy pages stay charged until they return to the pool. */
+	hpmem_charges_release(&region->charges, &busy);
+
 	mutex_lock(&hpmem_lock);
 	hpmem_pool_give(&back);
 	hpmem_pool_give_busy(&busy);
 	mutex_unlock(&hpmem_lock);
 
-	list_for_each_entry_safe(charge, tmp, &region->charges, link) {
-		hpmem_uncharge(charge->mm, charge->pages);
-		mmdrop(charge->mm);
-		kfree(charge);
-	}
 	xa_destroy(&region->pages);
 	kfree(region->node_pages);
 	kfree(region);
@@ -190,27 +166,6 @@ int hpmem_region_attach(struct file *file, const char *name, u32 *flags,
 	return ret;
 }
 
-/*
- * Records @charge with @region, folded into an earlier charge of the same
- * mm so that a region grown page by page keeps one entry per process.
- * Returns the charge the caller must free (mmdrop and kfree, not uncharge),
- * or NULL.
- */
-static struct hpmem_charge *hpmem_charge_add(struct hpmem_region *region,
-					     struct hpmem_charge *charge)
-{
-	struct hpmem_charge *old;
-
-	list_for_each_entry(old, &region->charges, link) {
-		if (old->mm == charge->mm) {
-			old->pages += charge->pages;
-			return charge;
-		}
-	}
-	list_add_tail(&charge->link, &region->charges);
-	return NULL;
-}
-
 /* Adds @pages (ascending pfn, all of one node) at the region's end. */
 static int hpmem_region_append(struct hpmem_region *region,
 			       struct list_head *pages)
@@ -237,7 +192,6 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 	struct hpmem_pool *pool = hpmem_pool_get(node);
 	struct hpmem_charge *charge;
 	struct hpmem_region *region;
-	struct mm_struct *mm = current->mm;
 	LIST_HEAD(pages);
 	int ret;
 
@@ -248,25 +202,11 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 		return -EBADFD;
 	if (nr > HPMEM_REGION_MAX_PAGES)
 		return -ENOSPC;
-	if (!mm)
-		return -EINVAL;
 
-	charge = kzalloc(sizeof(*charge), GFP_KERNEL);
-	if (!charge)
-		return -ENOMEM;
-	/*
-	 * Charged before the pages are taken and outside hpmem_lock, which
-	 * must not nest around mmap_lock. With CAP_IPC_LOCK the limit is not
-	 * enforced but locked_vm still counts the pages, as for mlock().
-	 */
-	charge->pages = nr << HPMEM_ORDER;
-	ret = account_locked_vm(mm, charge->pages, true);
-	if (ret) {
-		kfree(charge);
-		return -ENOMEM;
-	}
-	mmgrab(mm);
-	charge->mm = mm;
+	/* Charged before the pages are taken, so a refusal changes nothing. */
+	charge = hpmem_charge_new(nr);
+	if (IS_ERR(charge))
+		return PTR_ERR(charge);
 
 	mutex_lock(&hpmem_lock);
 	if (region->nr_pages + nr > HPMEM_REGION_MAX_PAGES) {
@@ -286,15 +226,11 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 	region->node_pages[node] += nr;
 	if (region->maps)
 		pool->mapped += nr;
-	charge = hpmem_charge_add(region, charge);
+	hpmem_charge_add(&region->charges, charge);
 out_unlock:
 	mutex_unlock(&hpmem_lock);
-	if (charge) {
-		if (ret)
-			account_locked_vm(mm, charge->pages, false);
-		mmdrop(mm);
-		kfree(charge);
-	}
+	if (ret)
+		hpmem_charge_cancel(charge);
 	return ret;
 }
 

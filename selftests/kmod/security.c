@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Who may do what: device node mode, physical addresses hidden from
  * unprivileged callers, other users' regions, RLIMIT_MEMLOCK charging. */
+#include <sys/uio.h>
 #include "hpmem_test.h"
 
 #define PARAM_PHYS "/sys/module/hpmem/parameters/phys_unprivileged"
@@ -202,6 +203,114 @@ TEST(rlimit_memlock)
 	EXPECT_EQ(0, wait_child(pid));
 	EXPECT_EQ(before, node_free(fd, 0));
 	close(fd);
+}
+
+/*
+ * The limit is per user, not per process: forked children each starting
+ * from zero would otherwise pin as much as they like between them. Ten
+ * children of one user, each growing its own region by one page, get two
+ * pages in total; the charge goes when the regions do.
+ */
+TEST(rlimit_memlock_per_user)
+{
+	int fds[11], ok = 0, rc;
+	pid_t pid;
+
+	OPEN_DEV(fds[0]);
+	for (int i = 1; i < 11; i++) {
+		fds[i] = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, fds[i]);
+	}
+	for (int i = 0; i < 11; i++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			struct rlimit rl = { 2 * PG, 2 * PG };
+			char name[HPMEM_NAME_MAX];
+
+			CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+			CHILD_CHECK(drop_root() == 0);
+			CHILD_CHECK(hp_create(fds[i], UNIQUE_NAME(name, "user"), 0) == 0);
+			rc = hp_grow(fds[i], i & 1, 1, NULL);
+			_exit(rc == 0 ? 0 : rc == -ENOMEM ? 10 : 1);
+		}
+		rc = wait_child(pid);
+		ASSERT_TRUE(rc == 0 || rc == 10) TH_LOG("child %d: %d", i, rc);
+		if (i < 10) {
+			/* the child is gone, its region (held by our fd) is not */
+			EXPECT_EQ(i < 2 ? 0 : 10, rc) TH_LOG("child %d", i);
+			ok += rc == 0;
+		} else {
+			/* closing the regions gave the user its allowance back */
+			EXPECT_EQ(0, rc);
+		}
+		if (i == 9) {
+			EXPECT_EQ(2, ok);
+			for (int j = 0; j < 10; j++)
+				close(fds[j]);
+		}
+	}
+	close(fds[10]);
+}
+
+/* Busy pages (a pipe still reads them) stay charged until they are free. */
+TEST(rlimit_memlock_kept_while_busy)
+{
+	int fds[3];
+	pid_t pid;
+
+	OPEN_DEV(fds[0]);
+	for (int i = 1; i < 3; i++) {
+		fds[i] = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, fds[i]);
+	}
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 2 * PG, 2 * PG };
+		struct hpmem_node_info ni;
+		char name[HPMEM_NAME_MAX];
+		struct iovec iov[2];
+		int pfd[2], i;
+		char *p;
+
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(fds[0], UNIQUE_NAME(name, "bsy"),
+				      HPMEM_REGION_PINNABLE) == 0);
+		CHILD_CHECK(hp_grow(fds[0], 0, 2, NULL) == 0);
+		p = map_region(fds[0], 2 * PG, 0);
+		CHILD_CHECK(p != MAP_FAILED);
+		for (i = 0; i < 2; i++) {
+			p[i * PG] = 1;
+			iov[i].iov_base = p + i * PG;
+			iov[i].iov_len = 4096;
+		}
+		CHILD_CHECK(pipe(pfd) == 0);
+		CHILD_CHECK(vmsplice(pfd[1], iov, 2, 0) == 8192);
+		CHILD_CHECK(munmap(p, 2 * PG) == 0);
+		CHILD_CHECK(close(fds[0]) == 0);
+		/* the region is gone, its pages are busy and still charged */
+		CHILD_CHECK(hp_node_info(fds[1], 0, &ni) == 0);
+		CHILD_CHECK(ni.busy_pages == 2);
+		CHILD_CHECK(hp_create(fds[1], UNIQUE_NAME(name, "bsy"), 0) == 0);
+		CHILD_CHECK(hp_grow(fds[1], 0, 1, NULL) == -ENOMEM);
+		close(pfd[0]);
+		close(pfd[1]);
+		for (i = 0; i < 150; i++) {
+			CHILD_CHECK(hp_node_info(fds[1], 0, &ni) == 0);
+			if (!ni.busy_pages)
+				break;
+			usleep(20000);
+		}
+		CHILD_CHECK(ni.busy_pages == 0);
+		CHILD_CHECK(hp_grow(fds[1], 0, 2, NULL) == 0);
+		_exit(0);
+	}
+	/* the child's files must be the only ones, or its region lives on */
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	EXPECT_EQ(0, wait_child(pid));
 }
 
 TEST(cap_ipc_lock_ignores_rlimit)
