@@ -71,6 +71,19 @@ static int get_info(int fd, struct hpmem_info *info)
 	return ioctl(fd, HPMEM_IOC_INFO, info) ? -errno : 0;
 }
 
+/* HPMEM_IOC_INFO's dma_model; "unknown" from a module without it. */
+static const char *dma_model_name(const struct hpmem_info *info)
+{
+	if (!(info->features & HPMEM_FEAT_DMA_MODEL))
+		return "unknown";
+	switch (info->dma_model) {
+	case HPMEM_DMA_NO_IOMMU:	return "no-iommu";
+	case HPMEM_DMA_PASSTHROUGH:	return "passthrough";
+	case HPMEM_DMA_TRANSLATED:	return "translated";
+	default:			return "unknown";
+	}
+}
+
 static int cmd_info(int fd, int argc, char **argv)
 {
 	struct hpmem_info info;
@@ -85,24 +98,32 @@ static int cmd_info(int fd, int argc, char **argv)
 	if (json) {
 		printf("{\"api_version\": %u, \"page_size\": %llu, \"features\": %llu, "
 		       "\"nr_node_ids\": %u, \"node_mask\": %llu, \"max_pages\": %llu, "
-		       "\"addresses_visible\": %s}\n",
+		       "\"addresses_visible\": %s, \"dma_model\": \"%s\", "
+		       "\"dma_translated_devs\": %u, \"dma_direct_devs\": %u}\n",
 		       info.api_version, 1ULL << info.page_shift,
 		       (unsigned long long)info.features, info.nr_node_ids,
 		       (unsigned long long)info.node_mask,
 		       (unsigned long long)info.max_pages,
-		       info.caller & HPMEM_CALLER_ADDRS ? "true" : "false");
+		       info.caller & HPMEM_CALLER_ADDRS ? "true" : "false",
+		       dma_model_name(&info), info.dma_translated_devs,
+		       info.dma_direct_devs);
 		return 0;
 	}
 	printf("api version:        %u\n", info.api_version);
 	printf("page size:          %llu KiB\n", (1ULL << info.page_shift) >> 10);
-	printf("features:          %s%s%s\n",
+	printf("features:          %s%s%s%s%s\n",
 	       info.features & HPMEM_FEAT_PERSISTENT ? " persistent" : "",
 	       info.features & HPMEM_FEAT_PINNABLE ? " pinnable" : "",
-	       info.features & HPMEM_FEAT_PMD_MAP ? " pmd-map" : "");
+	       info.features & HPMEM_FEAT_PMD_MAP ? " pmd-map" : "",
+	       info.features & HPMEM_FEAT_DMA_MODEL ? " dma-model" : "",
+	       info.features & HPMEM_FEAT_BUSY_PAGES ? " busy-pages" : "");
 	printf("node ids below:     %u\n", info.nr_node_ids);
 	printf("max pool pages:     %llu\n", (unsigned long long)info.max_pages);
 	printf("addresses visible:  %s\n",
 	       info.caller & HPMEM_CALLER_ADDRS ? "yes" : "no");
+	printf("dma model:          %s (%u translated, %u direct devices)\n",
+	       dma_model_name(&info), info.dma_translated_devs,
+	       info.dma_direct_devs);
 	return 0;
 }
 
@@ -122,8 +143,8 @@ static int cmd_nodes(int fd, int argc, char **argv)
 	if (json)
 		printf("[");
 	else
-		printf("%-5s %10s %10s %10s %10s\n", "node", "total", "free",
-		       "in_use", "mapped");
+		printf("%-5s %10s %10s %10s %10s %10s\n", "node", "total",
+		       "free", "in_use", "mapped", "busy");
 	for (unsigned int n = 0; n < 64 && n < info.nr_node_ids; n++) {
 		if (!(info.node_mask & (1ULL << n)))
 			continue;
@@ -134,18 +155,20 @@ static int cmd_nodes(int fd, int argc, char **argv)
 			return die("node info", errno);
 		if (json)
 			printf("%s{\"node\": %u, \"total\": %llu, \"free\": %llu, "
-			       "\"in_use\": %llu, \"mapped\": %llu}",
+			       "\"in_use\": %llu, \"mapped\": %llu, \"busy\": %llu}",
 			       first ? "" : ", ", n,
 			       (unsigned long long)ni.total_pages,
 			       (unsigned long long)ni.free_pages,
 			       (unsigned long long)ni.inuse_pages,
-			       (unsigned long long)ni.mapped_pages);
+			       (unsigned long long)ni.mapped_pages,
+			       (unsigned long long)ni.busy_pages);
 		else
-			printf("%-5u %10llu %10llu %10llu %10llu\n", n,
+			printf("%-5u %10llu %10llu %10llu %10llu %10llu\n", n,
 			       (unsigned long long)ni.total_pages,
 			       (unsigned long long)ni.free_pages,
 			       (unsigned long long)ni.inuse_pages,
-			       (unsigned long long)ni.mapped_pages);
+			       (unsigned long long)ni.mapped_pages,
+			       (unsigned long long)ni.busy_pages);
 		first = false;
 	}
 	if (json)
