@@ -89,7 +89,8 @@ enum {
  * - HPMEM_DMA_PASSTHROUGH: devices are attached to an IOMMU, all in
  *   identity (passthrough) domains; devices DMA to physical addresses.
  * - HPMEM_DMA_TRANSLATED: the IOMMU translates the DMA of at least one
- *   device (a DMA domain, or a VFIO container's domain). A physical
+ *   device (a DMA domain, or a VFIO container's domain; a device whose
+ *   DMA is blocked, or that has no domain, counts too). A physical
  *   address means nothing to such a device: it reaches only what was
  *   mapped for it, at the IOVA it was mapped at. hpmem maps nothing for
  *   devices itself; userspace maps regions through VFIO.
