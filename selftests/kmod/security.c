@@ -192,7 +192,7 @@ TEST(rlimit_memlock)
 		CHILD_CHECK(node_free(f1, 0) == before);
 		CHILD_CHECK(hp_grow(f1, 0, 2, NULL) == 0);
 		CHILD_CHECK(hp_grow(f1, 0, 1, NULL) == -ENOMEM);
-		/* the limit is per process, across regions */
+		/* the limit is per user, across regions and processes */
 		CHILD_CHECK(hp_grow(f2, 1, 1, NULL) == -ENOMEM);
 		CHILD_CHECK(node_free(f1, 0) == before - 2);
 		/* freeing the region uncharges it */
