@@ -14,35 +14,44 @@ struct hpmem_dma_count {
 	u32 direct;
 };
 
+/*
+ * Called with the group's mutex held (iommu_group_for_each_dev()), which
+ * every domain change takes: VFIO cannot detach and free the domain while
+ * its type is read. A group has one domain, so the first device decides.
+ */
+static int hpmem_dma_group_identity(struct device *dev, void *data)
+{
+	struct iommu_domain *domain = iommu_get_domain_for_dev(dev);
+	bool *identity = data;
+
+	*identity = domain && domain->type == IOMMU_DOMAIN_IDENTITY;
+	return 1;
+}
+
 static int hpmem_dma_count_dev(struct device *dev, void *data)
 {
 	struct hpmem_dma_count *count = data;
-	struct iommu_domain *domain;
 	struct iommu_group *group;
+	bool identity = false;
 
 	/* Without a group the IOMMU (if any) does not see the device. */
 	if (!device_iommu_mapped(dev))
 		return 0;
-	/*
-	 * The group reference keeps the group alive should the device leave
-	 * its IOMMU meanwhile. The domain is read without the group's lock,
-	 * which is not exported: a VFIO attach or detach racing this walk is
-	 * seen before or after, and the next INFO sees it settled.
-	 */
+	/* Keeps the group alive should the device leave its IOMMU meanwhile. */
 	group = iommu_group_get(dev);
 	if (!group)
 		return 0;
-	domain = iommu_get_domain_for_dev(dev);
+	iommu_group_for_each_dev(group, &identity, hpmem_dma_group_identity);
+	iommu_group_put(group);
 	/*
 	 * Identity domains pass physical addresses through. DMA, DMA_FQ,
 	 * VFIO's unmanaged and blocking domains, or no domain at all: a
 	 * physical address is not what the device can use.
 	 */
-	if (domain && domain->type == IOMMU_DOMAIN_IDENTITY)
+	if (identity)
 		count->direct++;
 	else
 		count->translated++;
-	iommu_group_put(group);
 	return 0;
 }
 
