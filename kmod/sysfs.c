@@ -3,6 +3,7 @@
  * sysfs: /sys/class/hpmem/hpmem/regions and one nodeN/ directory per pool
  * with its counters and its writable size (docs/ABI/testing/sysfs-class-hpmem).
  */
+#include <linux/capability.h>
 #include <linux/device.h>
 #include <linux/err.h>
 #include <linux/kstrtox.h>
@@ -111,7 +112,11 @@ static ssize_t hpmem_node_show(struct device *dev,
 	return sysfs_emit(buf, "%lu\n", val);
 }
 
-/* The same resize as HPMEM_IOC_POOL_RESIZE; file mode 0644 limits it to root. */
+/*
+ * The same resize as HPMEM_IOC_POOL_RESIZE, with the same capability check:
+ * the 0644 mode admits uid 0 alone, including a root that dropped
+ * CAP_SYS_ADMIN (a container's init, a sandboxed daemon).
+ */
 static ssize_t hpmem_total_pages_store(struct device *dev,
 				       struct device_attribute *attr,
 				       const char *buf, size_t count)
@@ -121,6 +126,8 @@ static ssize_t hpmem_total_pages_store(struct device *dev,
 	u64 target;
 	int ret;
 
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
 	ret = kstrtou64(buf, 0, &target);
 	if (ret)
 		return ret;

@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <linux/hpmem.h>
 
 #include "kselftest_harness.h"
@@ -201,6 +203,21 @@ static inline int drop_root(void)
 	if (setgroups(0, NULL) || setgid(NOBODY) || setuid(NOBODY))
 		return -errno;
 	return 0;
+}
+
+/* Stay uid 0 but drop capability @cap from the effective and permitted
+ * sets (no libcap in the guest); 0 or -errno. */
+static inline int drop_cap(int cap)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d))
+		return -errno;
+	d[cap / 32].effective &= ~(1U << (cap % 32));
+	d[cap / 32].permitted &= ~(1U << (cap % 32));
+	d[cap / 32].inheritable &= ~(1U << (cap % 32));
+	return syscall(SYS_capset, &h, d) ? -errno : 0;
 }
 
 /* Wait for a helper child; its exit status, or 128 + signal. */

@@ -213,4 +213,31 @@ TEST(resize_through_sysfs)
 	close(fd);
 }
 
+/* uid 0 passes the file's mode; without CAP_SYS_ADMIN it may not resize,
+ * exactly as HPMEM_IOC_POOL_RESIZE refuses it. */
+TEST(resize_through_sysfs_needs_cap_sys_admin)
+{
+	int64_t total;
+	pid_t pid;
+	int fd;
+
+	OPEN_DEV(fd);
+	NEED_SYSFS();
+	total = node_attr(1, "total_pages");
+	ASSERT_LE(0, total);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		CHILD_CHECK(drop_cap(CAP_SYS_ADMIN) == 0);
+		CHILD_CHECK(getuid() == 0 && geteuid() == 0);
+		CHILD_CHECK(hp_resize(fd, 1, total + 1) == -EPERM);
+		CHILD_CHECK(write_total(1, total + 1) == -EPERM);
+		CHILD_CHECK(write_total(1, total ? total - 1 : 0) == -EPERM);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(total, node_attr(1, "total_pages"));
+	close(fd);
+}
+
 TEST_HARNESS_MAIN
