@@ -31,7 +31,15 @@
  * the heap, libraries and stacks, and above ASan's shadow memory
  * (which ends at 0x10007fff7fff), 1 GiB aligned for 1 GiB pages.
  */
+#if defined(__SANITIZE_THREAD__)
+/*
+ * TSan only lets applications map [4 KiB, 512 GiB) and a few high ranges
+ * (its shadow lies above): 256 GiB, still 1 GiB aligned.
+ */
+#define HPM_BASE_DEFAULT	0x4000000000ULL
+#else
 #define HPM_BASE_DEFAULT	0x200000000000ULL
+#endif
 /* A secondary waits this long for the primary to finish hpm_init(). */
 #define HPM_ATTACH_TIMEOUT_MS	10000
 

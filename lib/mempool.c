@@ -272,11 +272,10 @@ hpm_mempool_create_empty(const char *name, unsigned int n,
 		c->half = cache_size / 2;
 	}
 	/*
-	 * Last, after a release fence: another process that finds the zone
-	 * by name and sees the magic sees an initialised pool.
+	 * Last, a release store: another process that finds the zone by
+	 * name and sees the magic sees an initialised pool.
 	 */
-	atomic_thread_fence(memory_order_release);
-	mp->magic = HPM_MEMPOOL_MAGIC;
+	__atomic_store_n(&mp->magic, HPM_MEMPOOL_MAGIC, __ATOMIC_RELEASE);
 	return mp;
 }
 

@@ -87,9 +87,11 @@ static void ring_setup(struct hpm_ring *r, const char *name, uint32_t size,
 	atomic_init(&r->prod.tail, 0);
 	atomic_init(&r->cons.head, 0);
 	atomic_init(&r->cons.tail, 0);
-	/* Last: a lookup that sees the magic sees a whole ring. */
-	atomic_thread_fence(memory_order_release);
-	r->magic = HPM_RING_MAGIC;
+	/*
+	 * Last, a release store: a lookup that sees the magic (acquire or
+	 * through the memzone table's lock) sees a whole ring.
+	 */
+	__atomic_store_n(&r->magic, HPM_RING_MAGIC, __ATOMIC_RELEASE);
 }
 
 __hpm_export int hpm_ring_init(struct hpm_ring *r, const char *name,

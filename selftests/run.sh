@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Run every test: host library tests (plain, then ASan/UBSan) on the anon
+# Run every test: host library tests (plain, ASan/UBSan, then TSan) on the anon
 # and, when hugepages can be reserved, hugetlbfs backends; the guest suite
 # on both kernels, each without and with an IOMMU; a DKMS build; the
 # benchmark smoke run. TAP throughout; the last line is
@@ -107,6 +107,11 @@ echo "TAP version 13"
 echo "# host tests, backend anon"
 run_set host "--backend anon" host-anon
 run_set san "--backend anon" san-anon
+# Threads against each other (malloc, mempool, ring, mbuf, thread slots)
+# under TSan; any report fails the program (exitcode 66).
+echo "# host tests, TSan, backend anon"
+TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:exitcode=66} \
+	run_set tsan "--backend anon" tsan-anon
 
 # The library must build warning-free with clang as well as gcc.
 if ! command -v clang >/dev/null; then

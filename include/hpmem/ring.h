@@ -191,13 +191,16 @@ HPM_RING_INLINE_ void hpm_ring_update_tail_(struct hpm_ring_headtail *ht,
 {
 	/*
 	 * Earlier reservations on this side publish first: wait until the
-	 * tail reaches our old head. relaxed: we only need the value, the
-	 * release below orders our own slot accesses.
+	 * tail reaches our old head. acquire pairs with the release store
+	 * of that earlier thread below: our plain store of the tail ends
+	 * its release sequence, so without it the other side's acquire of
+	 * our tail would not order the earlier thread's slot accesses
+	 * before its own (a C11 data race, which TSan reports; free on x86).
 	 */
 	if (!single) {
 		unsigned int spins = 0;
 
-		while (atomic_load_explicit(&ht->tail, memory_order_relaxed) !=
+		while (atomic_load_explicit(&ht->tail, memory_order_acquire) !=
 		       old) {
 			/*
 			 * The thread we wait for may have been preempted

@@ -1129,7 +1129,17 @@ TEST_F(mb, storm_threads_and_secondary)
 		if (storm_mp == NULL || cmz == NULL)
 			child_done(NULL, 0);
 		cs = cmz->addr;
+#ifndef __SANITIZE_THREAD__
+		/*
+		 * TSan sees one process only: an mbuf handed over through
+		 * the secondary (its ring and slot operations are invisible
+		 * here) looks unsynchronised to it. Its TSan build storms
+		 * with the threads alone; the other builds cover this.
+		 */
 		storm_run(cs, 99);
+#else
+		(void)cs;
+#endif
 		child_done(storm_mp, 1);
 	}
 	for (i = 0; i < 2; i++)
