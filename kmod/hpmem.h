@@ -8,6 +8,7 @@
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
+#include <linux/refcount.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <linux/xarray.h>
@@ -61,8 +62,12 @@ struct hpmem_pool {
  *       CAP_SYS_ADMIN
  * @linked: findable by name (until destroyed, or until its last user goes
  *          if it is not persistent)
- * @users: files attached to it (a mapping holds its file)
- * @maps: VMAs mapping it
+ * @refs: one per attached file (a mapping holds its file), plus one while
+ *        a persistent region is @linked; the region dies at zero. Only
+ *        taken on a region that is in the table or attached, so it never
+ *        rises from zero
+ * @maps: one plus the VMAs mapping it (biased so that the first mmap does
+ *        not raise a refcount_t from zero); see hpmem_region_mapped()
  * @nr_pages: pages in it, at offsets 0 .. @nr_pages - 1
  * @node_pages: pages in it per node, nr_node_ids entries
  * @pages: page index -> struct page * (head of the compound page)
@@ -75,8 +80,8 @@ struct hpmem_region {
 	u32 flags;
 	kuid_t uid;
 	bool linked;
-	unsigned int users;
-	unsigned int maps;
+	refcount_t refs;
+	refcount_t maps;
 	unsigned long nr_pages;
 	unsigned long *node_pages;
 	struct xarray pages;

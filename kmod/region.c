@@ -52,11 +52,34 @@ static bool hpmem_region_permitted(struct hpmem_region *region)
 	return uid_eq(current_euid(), region->uid) || capable(CAP_SYS_ADMIN);
 }
 
-static void hpmem_region_unlink(struct hpmem_region *region)
+/*
+ * Takes the region out of the name table. Returns true when that dropped
+ * the last reference (a persistent region nobody has attached).
+ */
+static bool hpmem_region_unlink(struct hpmem_region *region)
 {
 	lockdep_assert_held(&hpmem_lock);
 	list_del(&region->link);
 	region->linked = false;
+	if (region->flags & HPMEM_REGION_PERSISTENT)
+		return refcount_dec_and_test(&region->refs);
+	return false;
+}
+
+/* Whether a VMA maps it; caller holds hpmem_lock. */
+static bool hpmem_region_mapped(struct hpmem_region *region)
+{
+	return refcount_read(&region->maps) > 1;
+}
+
+/* Files attached to it; caller holds hpmem_lock. */
+static unsigned int hpmem_region_users(struct hpmem_region *region)
+{
+	unsigned int refs = refcount_read(&region->refs);
+
+	if (region->linked && (region->flags & HPMEM_REGION_PERSISTENT))
+		refs--;
+	return refs;
 }
 
 /*
@@ -119,7 +142,10 @@ int hpmem_region_create(struct file *file, const char *name, u32 flags)
 	strscpy(region->name, name, sizeof(region->name));
 	region->flags = flags;
 	region->uid = current_euid();
-	region->users = 1;
+	/* The file, and the name table for a persistent region. */
+	refcount_set(&region->refs,
+		     flags & HPMEM_REGION_PERSISTENT ? 2 : 1);
+	refcount_set(&region->maps, 1);
 	xa_init(&region->pages);
 	INIT_LIST_HEAD(&region->charges);
 
@@ -157,7 +183,7 @@ int hpmem_region_attach(struct file *file, const char *name, u32 *flags,
 	else if (!hpmem_region_permitted(region))
 		ret = -EPERM;
 	if (!ret) {
-		region->users++;
+		refcount_inc(&region->refs);
 		file->private_data = region;
 		*flags = region->flags;
 		*nr_pages = region->nr_pages;
@@ -224,7 +250,7 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 	*offset = (u64)region->nr_pages << HPMEM_PAGE_SHIFT;
 	region->nr_pages += nr;
 	region->node_pages[node] += nr;
-	if (region->maps)
+	if (hpmem_region_mapped(region))
 		pool->mapped += nr;
 	hpmem_charge_add(&region->charges, charge);
 out_unlock:
@@ -312,12 +338,10 @@ int hpmem_region_destroy(const char *name)
 		ret = -ENOENT;
 	else if (!hpmem_region_permitted(region))
 		ret = -EPERM;
-	else if (region->maps)
+	else if (hpmem_region_mapped(region))
 		ret = -EBUSY;
-	if (!ret) {
-		hpmem_region_unlink(region);
-		dead = !region->users;
-	}
+	if (!ret)
+		dead = hpmem_region_unlink(region);
 	mutex_unlock(&hpmem_lock);
 
 	if (dead)
@@ -334,11 +358,11 @@ void hpmem_region_release(struct file *file)
 	if (!region)
 		return;
 	mutex_lock(&hpmem_lock);
-	if (!--region->users) {
-		if (region->linked &&
-		    !(region->flags & HPMEM_REGION_PERSISTENT))
+	/* A persistent region in the table holds a reference of its own. */
+	if (refcount_dec_and_test(&region->refs)) {
+		if (region->linked)
 			hpmem_region_unlink(region);
-		dead = !region->linked;
+		dead = true;
 	}
 	mutex_unlock(&hpmem_lock);
 
@@ -367,7 +391,8 @@ static void hpmem_region_account_mapped(struct hpmem_region *region,
 void hpmem_region_map_get(struct hpmem_region *region)
 {
 	mutex_lock(&hpmem_lock);
-	if (!region->maps++)
+	refcount_inc(&region->maps);
+	if (refcount_read(&region->maps) == 2)
 		hpmem_region_account_mapped(region, true);
 	mutex_unlock(&hpmem_lock);
 }
@@ -375,7 +400,8 @@ void hpmem_region_map_get(struct hpmem_region *region)
 void hpmem_region_map_put(struct hpmem_region *region)
 {
 	mutex_lock(&hpmem_lock);
-	if (!--region->maps)
+	refcount_dec(&region->maps);
+	if (!hpmem_region_mapped(region))
 		hpmem_region_account_mapped(region, false);
 	mutex_unlock(&hpmem_lock);
 }
@@ -399,7 +425,8 @@ ssize_t hpmem_regions_show(char *buf)
 		start = len;
 		len += sysfs_emit_at(buf, len,
 				     "users=%u maps=%u persistent=%d pinnable=%d pages=%lu",
-				     region->users, region->maps,
+				     hpmem_region_users(region),
+				     refcount_read(&region->maps) - 1,
 				     !!(region->flags & HPMEM_REGION_PERSISTENT),
 				     !!(region->flags & HPMEM_REGION_PINNABLE),
 				     region->nr_pages);
@@ -428,10 +455,9 @@ void hpmem_region_exit(void)
 		mutex_lock(&hpmem_lock);
 		region = list_first_entry_or_null(&hpmem_regions,
 						  struct hpmem_region, link);
-		if (region) {
-			WARN_ON(region->users);
-			hpmem_region_unlink(region);
-		}
+		/* Only the table holds what is left (no file is open). */
+		if (region)
+			WARN_ON(!hpmem_region_unlink(region));
 		mutex_unlock(&hpmem_lock);
 		if (!region)
 			break;
