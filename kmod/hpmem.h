@@ -9,6 +9,7 @@
 #include <linux/mm.h>
 #include <linux/mutex.h>
 #include <linux/refcount.h>
+#include <linux/rhashtable-types.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <linux/xarray.h>
@@ -54,12 +55,21 @@ struct hpmem_pool {
 };
 
 /**
+ * struct hpmem_region_key - what a region is found by
+ * @uid: effective uid of the creator: names are per uid
+ * @name: NUL-terminated, zero-padded (the key is compared as bytes)
+ */
+struct hpmem_region_key {
+	kuid_t uid;
+	char name[HPMEM_NAME_MAX];
+};
+
+/**
  * struct hpmem_region - a named set of pages
- * @link: in the region table while @linked
- * @name: NUL-terminated
+ * @node: in the name table while @linked
+ * @key: creator's uid and name; others reach it with CAP_SYS_ADMIN only
+ * @id: in the id table (HPMEM_IOC_REGION_LIST) while @linked
  * @flags: HPMEM_REGION_*
- * @uid: effective uid of the creator; attach/destroy by others need
- *       CAP_SYS_ADMIN
  * @linked: findable by name (until destroyed, or until its last user goes
  *          if it is not persistent)
  * @refs: one per attached file (a mapping holds its file), plus one while
@@ -75,10 +85,10 @@ struct hpmem_pool {
  *           pages count against
  */
 struct hpmem_region {
-	struct list_head link;
-	char name[HPMEM_NAME_MAX];
+	struct rhash_head node;
+	struct hpmem_region_key key;
+	u32 id;
 	u32 flags;
-	kuid_t uid;
 	bool linked;
 	refcount_t refs;
 	refcount_t maps;
@@ -110,14 +120,17 @@ void hpmem_charges_release(struct list_head *charges, struct list_head *busy);
 void hpmem_page_uncharge(struct page *page);
 
 /* region.c */
+int hpmem_region_init(void);
 int hpmem_region_create(struct file *file, const char *name, u32 flags);
-int hpmem_region_attach(struct file *file, const char *name, u32 *flags,
-			u64 *nr_pages);
+int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
+			u32 uid, u32 *flags, u64 *nr_pages);
 int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 		      u64 *offset);
 int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 		      u32 *nr_segs);
-int hpmem_region_destroy(const char *name);
+int hpmem_region_destroy(const char *name, u32 name_flags, u32 uid);
+int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
+		      u32 *nr, u64 *next);
 void hpmem_region_release(struct file *file);
 void hpmem_region_map_get(struct hpmem_region *region);
 void hpmem_region_map_put(struct hpmem_region *region);

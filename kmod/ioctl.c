@@ -48,10 +48,11 @@ static inline void hpmem_check_abi(void)
 	BUILD_BUG_ON(sizeof(struct hpmem_region_create) != 40);
 	HPMEM_CHECK_FIELD(hpmem_region_create, name, 8);
 
-	BUILD_BUG_ON(sizeof(struct hpmem_region_attach) != 56);
 	HPMEM_CHECK_FIELD(hpmem_region_attach, name, 8);
 	HPMEM_CHECK_FIELD(hpmem_region_attach, region_flags, 40);
 	HPMEM_CHECK_FIELD(hpmem_region_attach, nr_pages, 48);
+	HPMEM_CHECK_FIELD(hpmem_region_attach, uid, 56);
+	BUILD_BUG_ON(sizeof(struct hpmem_region_attach) != 64);
 
 	BUILD_BUG_ON(sizeof(struct hpmem_region_grow) != 32);
 	HPMEM_CHECK_FIELD(hpmem_region_grow, node, 8);
@@ -67,8 +68,21 @@ static inline void hpmem_check_abi(void)
 	HPMEM_CHECK_FIELD(hpmem_region_segs, nr_segs, 8);
 	HPMEM_CHECK_FIELD(hpmem_region_segs, segs, 16);
 
-	BUILD_BUG_ON(sizeof(struct hpmem_region_destroy) != 40);
+	BUILD_BUG_ON(sizeof(struct hpmem_region_destroy) != 48);
 	HPMEM_CHECK_FIELD(hpmem_region_destroy, name, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_destroy, uid, 40);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_entry) != 64);
+	HPMEM_CHECK_FIELD(hpmem_region_entry, flags, 32);
+	HPMEM_CHECK_FIELD(hpmem_region_entry, uid, 36);
+	HPMEM_CHECK_FIELD(hpmem_region_entry, id, 48);
+	HPMEM_CHECK_FIELD(hpmem_region_entry, node_pages, 64);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_list) != 32);
+	HPMEM_CHECK_FIELD(hpmem_region_list, nr_entries, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_list, entry_size, 12);
+	HPMEM_CHECK_FIELD(hpmem_region_list, cursor, 16);
+	HPMEM_CHECK_FIELD(hpmem_region_list, entries, 24);
 }
 
 /* A name must be non-empty and NUL-terminated within HPMEM_NAME_MAX. */
@@ -90,7 +104,8 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 	info->api_version = HPMEM_API_VERSION;
 	info->page_shift = HPMEM_PAGE_SHIFT;
 	info->features = HPMEM_FEAT_PERSISTENT | HPMEM_FEAT_PINNABLE |
-			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES;
+			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES |
+			 HPMEM_FEAT_UID_NAMES | HPMEM_FEAT_REGION_LIST;
 	if (HPMEM_HAVE_PMD_MAP)
 		info->features |= HPMEM_FEAT_PMD_MAP;
 	info->nr_node_ids = nr_node_ids;
@@ -153,14 +168,15 @@ static int hpmem_cmd_region_attach(struct file *file, void *arg)
 	struct hpmem_region_attach *ra = arg;
 	int ret;
 
-	if (ra->flags)
+	if (ra->flags & ~HPMEM_NAME_UID || ra->__reserved2 ||
+	    (!(ra->flags & HPMEM_NAME_UID) && ra->uid))
 		return -EINVAL;
 	ret = hpmem_name_check(ra->name);
 	if (ret)
 		return ret;
 	ra->__reserved = 0;
-	return hpmem_region_attach(file, ra->name, &ra->region_flags,
-				   &ra->nr_pages);
+	return hpmem_region_attach(file, ra->name, ra->flags, ra->uid,
+				   &ra->region_flags, &ra->nr_pages);
 }
 
 static int hpmem_cmd_region_grow(struct file *file, void *arg)
@@ -198,12 +214,40 @@ static int hpmem_cmd_region_destroy(struct file *file, void *arg)
 	struct hpmem_region_destroy *rd = arg;
 	int ret;
 
-	if (rd->flags)
+	if (rd->flags & ~HPMEM_NAME_UID || rd->__reserved ||
+	    (!(rd->flags & HPMEM_NAME_UID) && rd->uid))
 		return -EINVAL;
 	ret = hpmem_name_check(rd->name);
 	if (ret)
 		return ret;
-	return hpmem_region_destroy(rd->name);
+	return hpmem_region_destroy(rd->name, rd->flags, rd->uid);
+}
+
+static int hpmem_cmd_region_list(struct file *file, void *arg)
+{
+	struct hpmem_region_list *rl = arg;
+	void __user *uentries = u64_to_user_ptr(rl->entries);
+	void *entries;
+	u32 nr;
+	int ret;
+
+	if (rl->flags || rl->entry_size < sizeof(struct hpmem_region_entry) ||
+	    rl->entry_size > PAGE_SIZE || rl->entry_size % sizeof(u64))
+		return -EINVAL;
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	if (!rl->nr_entries)
+		return 0;
+	ret = hpmem_region_list(rl->cursor, rl->entry_size, rl->nr_entries,
+				&entries, &nr, &rl->cursor);
+	if (ret)
+		return ret;
+	if (nr && copy_to_user(uentries, entries,
+			       array_size(nr, rl->entry_size)))
+		ret = -EFAULT;
+	kvfree(entries);
+	rl->nr_entries = nr;
+	return ret;
 }
 
 union hpmem_ioctl_buf {
@@ -215,6 +259,7 @@ union hpmem_ioctl_buf {
 	struct hpmem_region_grow region_grow;
 	struct hpmem_region_segs region_segs;
 	struct hpmem_region_destroy region_destroy;
+	struct hpmem_region_list region_list;
 };
 
 /**
@@ -232,6 +277,7 @@ struct hpmem_ioctl_op {
 	bool out;
 	int (*execute)(struct file *file, void *arg);
 };
+
 
 /* Indexed by command number; each entry repeats the number to match it. */
 static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
@@ -266,6 +312,7 @@ static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 	},
 	[HPMEM_CMD_REGION_ATTACH - HPMEM_CMD_BASE] = {
 		.size = sizeof(struct hpmem_region_attach),
+		/* 56 bytes: the first struct ended with nr_pages. */
 		.min_size = offsetofend(struct hpmem_region_attach, nr_pages),
 		.ioctl_num = HPMEM_IOC_REGION_ATTACH,
 		.out = true,
@@ -287,10 +334,18 @@ static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 	},
 	[HPMEM_CMD_REGION_DESTROY - HPMEM_CMD_BASE] = {
 		.size = sizeof(struct hpmem_region_destroy),
+		/* 40 bytes: the first struct ended with name. */
 		.min_size = offsetofend(struct hpmem_region_destroy, name),
 		.ioctl_num = HPMEM_IOC_REGION_DESTROY,
 		.out = false,
 		.execute = hpmem_cmd_region_destroy,
+	},
+	[HPMEM_CMD_REGION_LIST - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_list),
+		.min_size = offsetofend(struct hpmem_region_list, entries),
+		.ioctl_num = HPMEM_IOC_REGION_LIST,
+		.out = true,
+		.execute = hpmem_cmd_region_list,
 	},
 };
 

@@ -149,10 +149,13 @@ static int __init hpmem_init(void)
 	ret = hpmem_pool_init();
 	if (ret)
 		goto err_mmap_exit;
+	ret = hpmem_region_init();
+	if (ret)
+		goto err_pool_exit;
 	groups = hpmem_sysfs_init();
 	if (IS_ERR(groups)) {
 		ret = PTR_ERR(groups);
-		goto err_pool_exit;
+		goto err_region_exit;
 	}
 	/* Last: userspace can open the device from here on. */
 	ret = hpmem_chrdev_init(groups);
@@ -162,6 +165,8 @@ static int __init hpmem_init(void)
 
 err_sysfs_exit:
 	hpmem_sysfs_exit();
+err_region_exit:
+	hpmem_region_exit();
 err_pool_exit:
 	hpmem_pool_exit();
 err_mmap_exit:

@@ -7,6 +7,8 @@
 #include <linux/cred.h>
 #include <linux/err.h>
 #include <linux/module.h>
+#include <linux/rhashtable.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <linux/string.h>
@@ -20,7 +22,43 @@ module_param(phys_unprivileged, bool, 0644);
 MODULE_PARM_DESC(phys_unprivileged,
 		 "Report physical addresses and IOVAs of their own regions to callers without CAP_SYS_ADMIN (default: N)");
 
-static LIST_HEAD(hpmem_regions);
+static unsigned int max_regions_per_user = 1024;
+module_param(max_regions_per_user, uint, 0644);
+MODULE_PARM_DESC(max_regions_per_user,
+		 "Regions one uid may hold, for callers without CAP_SYS_ADMIN (default: 1024)");
+
+/*
+ * The name table: (uid, name) -> region, for the regions that are linked.
+ * Lookups and changes happen under hpmem_lock, so a region that left the
+ * table is unreachable by name as soon as hpmem_lock is dropped.
+ */
+static struct rhashtable hpmem_names;
+
+static const struct rhashtable_params hpmem_name_params = {
+	.key_len	= sizeof(struct hpmem_region_key),
+	.key_offset	= offsetof(struct hpmem_region, key),
+	.head_offset	= offsetof(struct hpmem_region, node),
+	.automatic_shrinking = true,
+};
+
+/*
+ * Linked regions by id, the stable order HPMEM_IOC_REGION_LIST pages
+ * through (and what unload walks). Ids are allocated cyclically from 1.
+ */
+static DEFINE_XARRAY_FLAGS(hpmem_ids, XA_FLAGS_ALLOC1 | XA_FLAGS_ACCOUNT);
+static u32 hpmem_next_id;
+
+/* uid -> regions it holds (xa_mk_value()), for max_regions_per_user. */
+static DEFINE_XARRAY_FLAGS(hpmem_user_regions, XA_FLAGS_ACCOUNT);
+
+/*
+ * xarray indices are unsigned long: a 32-bit kernel cannot hold uids
+ * above LONG_MAX there, but hpmem needs 64-bit (its Kconfig, THP PMDs).
+ */
+static unsigned long hpmem_uid_index(kuid_t uid)
+{
+	return __kuid_val(uid);
+}
 
 /*
  * Whether the caller may learn physical addresses and IOVAs, of @region or,
@@ -33,23 +71,90 @@ bool hpmem_caller_sees_addrs(struct hpmem_region *region)
 	if (ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN))
 		return true;
 	return READ_ONCE(phys_unprivileged) &&
-	       (!region || uid_eq(current_euid(), region->uid));
+	       (!region || uid_eq(current_euid(), region->key.uid));
 }
 
-static struct hpmem_region *hpmem_region_find(const char *name)
+int hpmem_region_init(void)
 {
-	struct hpmem_region *region;
+	return rhashtable_init(&hpmem_names, &hpmem_name_params);
+}
+
+/*
+ * The key @name has for the caller: its own euid, or with HPMEM_NAME_UID
+ * the uid it names, which needs CAP_SYS_ADMIN unless it is its own.
+ */
+static int hpmem_region_key(struct hpmem_region_key *key, const char *name,
+			    u32 name_flags, u32 uid)
+{
+	memset(key, 0, sizeof(*key));
+	key->uid = current_euid();
+	if (name_flags & HPMEM_NAME_UID) {
+		key->uid = make_kuid(current_user_ns(), uid);
+		if (!uid_valid(key->uid))
+			return -EINVAL;
+		if (!uid_eq(key->uid, current_euid()) &&
+		    !capable(CAP_SYS_ADMIN))
+			return -EPERM;
+	}
+	strscpy(key->name, name, sizeof(key->name));
+	return 0;
+}
+
+static struct hpmem_region *hpmem_region_find(struct hpmem_region_key *key)
+{
+	lockdep_assert_held(&hpmem_lock);
+	return rhashtable_lookup_fast(&hpmem_names, key, hpmem_name_params);
+}
+
+/* Counts a new region of @uid; EDQUOT at max_regions_per_user. */
+static int hpmem_user_regions_inc(kuid_t uid, bool limited)
+{
+	unsigned long idx = hpmem_uid_index(uid);
+	unsigned long nr;
 
 	lockdep_assert_held(&hpmem_lock);
-	list_for_each_entry(region, &hpmem_regions, link)
-		if (!strcmp(region->name, name))
-			return region;
-	return NULL;
+	nr = xa_to_value(xa_load(&hpmem_user_regions, idx) ?: xa_mk_value(0));
+	if (limited && nr >= READ_ONCE(max_regions_per_user))
+		return -EDQUOT;
+	return xa_err(xa_store(&hpmem_user_regions, idx, xa_mk_value(nr + 1),
+			       GFP_KERNEL));
 }
 
-static bool hpmem_region_permitted(struct hpmem_region *region)
+static void hpmem_user_regions_dec(kuid_t uid)
 {
-	return uid_eq(current_euid(), region->uid) || capable(CAP_SYS_ADMIN);
+	unsigned long idx = hpmem_uid_index(uid);
+	unsigned long nr;
+
+	lockdep_assert_held(&hpmem_lock);
+	nr = xa_to_value(xa_load(&hpmem_user_regions, idx));
+	if (WARN_ON_ONCE(!nr))
+		return;
+	/* Storing a smaller value entry needs no allocation: cannot fail. */
+	if (nr == 1)
+		xa_erase(&hpmem_user_regions, idx);
+	else
+		xa_store(&hpmem_user_regions, idx, xa_mk_value(nr - 1),
+			 GFP_KERNEL);
+}
+
+/* Enters a new region in both tables; caller holds hpmem_lock. */
+static int hpmem_region_link(struct hpmem_region *region)
+{
+	int ret;
+
+	lockdep_assert_held(&hpmem_lock);
+	ret = xa_alloc_cyclic(&hpmem_ids, &region->id, region, xa_limit_32b,
+			      &hpmem_next_id, GFP_KERNEL);
+	if (ret < 0)
+		return ret;
+	ret = rhashtable_insert_fast(&hpmem_names, &region->node,
+				     hpmem_name_params);
+	if (ret) {
+		xa_erase(&hpmem_ids, region->id);
+		return ret;
+	}
+	region->linked = true;
+	return 0;
 }
 
 /*
@@ -59,7 +164,8 @@ static bool hpmem_region_permitted(struct hpmem_region *region)
 static bool hpmem_region_unlink(struct hpmem_region *region)
 {
 	lockdep_assert_held(&hpmem_lock);
-	list_del(&region->link);
+	rhashtable_remove_fast(&hpmem_names, &region->node, hpmem_name_params);
+	xa_erase(&hpmem_ids, region->id);
 	region->linked = false;
 	if (region->flags & HPMEM_REGION_PERSISTENT)
 		return refcount_dec_and_test(&region->refs);
@@ -118,6 +224,7 @@ static void hpmem_region_free(struct hpmem_region *region)
 	mutex_lock(&hpmem_lock);
 	hpmem_pool_give(&back);
 	hpmem_pool_give_busy(&busy);
+	hpmem_user_regions_dec(region->key.uid);
 	mutex_unlock(&hpmem_lock);
 
 	xa_destroy(&region->pages);
@@ -125,40 +232,50 @@ static void hpmem_region_free(struct hpmem_region *region)
 	kfree(region);
 }
 
+/*
+ * What users create is charged to their memory cgroup (__GFP_ACCOUNT): the
+ * region, its per-node counts and its page xarray's nodes.
+ */
 int hpmem_region_create(struct file *file, const char *name, u32 flags)
 {
+	bool limited = !capable(CAP_SYS_ADMIN);
 	struct hpmem_region *region;
 	int ret = 0;
 
-	region = kzalloc(sizeof(*region), GFP_KERNEL);
+	region = kzalloc(sizeof(*region), GFP_KERNEL_ACCOUNT);
 	if (!region)
 		return -ENOMEM;
 	region->node_pages = kcalloc(nr_node_ids, sizeof(*region->node_pages),
-				     GFP_KERNEL);
+				     GFP_KERNEL_ACCOUNT);
 	if (!region->node_pages) {
 		kfree(region);
 		return -ENOMEM;
 	}
-	strscpy(region->name, name, sizeof(region->name));
+	/* kzalloc() zero-padded the name: the key compares as bytes. */
+	region->key.uid = current_euid();
+	strscpy(region->key.name, name, sizeof(region->key.name));
 	region->flags = flags;
-	region->uid = current_euid();
 	/* The file, and the name table for a persistent region. */
 	refcount_set(&region->refs,
 		     flags & HPMEM_REGION_PERSISTENT ? 2 : 1);
 	refcount_set(&region->maps, 1);
-	xa_init(&region->pages);
+	xa_init_flags(&region->pages, XA_FLAGS_ACCOUNT);
 	INIT_LIST_HEAD(&region->charges);
 
 	mutex_lock(&hpmem_lock);
 	if (file->private_data)
 		ret = -EALREADY;
-	else if (hpmem_region_find(name))
+	else if (hpmem_region_find(&region->key))
 		ret = -EEXIST;
+	else
+		ret = hpmem_user_regions_inc(region->key.uid, limited);
 	if (!ret) {
-		list_add_tail(&region->link, &hpmem_regions);
-		region->linked = true;
-		file->private_data = region;
+		ret = hpmem_region_link(region);
+		if (ret)
+			hpmem_user_regions_dec(region->key.uid);
 	}
+	if (!ret)
+		file->private_data = region;
 	mutex_unlock(&hpmem_lock);
 
 	if (ret) {
@@ -168,20 +285,22 @@ int hpmem_region_create(struct file *file, const char *name, u32 flags)
 	return ret;
 }
 
-int hpmem_region_attach(struct file *file, const char *name, u32 *flags,
-			u64 *nr_pages)
+int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
+			u32 uid, u32 *flags, u64 *nr_pages)
 {
+	struct hpmem_region_key key;
 	struct hpmem_region *region;
-	int ret = 0;
+	int ret;
 
+	ret = hpmem_region_key(&key, name, name_flags, uid);
+	if (ret)
+		return ret;
 	mutex_lock(&hpmem_lock);
-	region = hpmem_region_find(name);
+	region = hpmem_region_find(&key);
 	if (file->private_data)
 		ret = -EALREADY;
 	else if (!region)
 		ret = -ENOENT;
-	else if (!hpmem_region_permitted(region))
-		ret = -EPERM;
 	if (!ret) {
 		refcount_inc(&region->refs);
 		file->private_data = region;
@@ -326,18 +445,20 @@ out_unlock:
 	return 0;
 }
 
-int hpmem_region_destroy(const char *name)
+int hpmem_region_destroy(const char *name, u32 name_flags, u32 uid)
 {
+	struct hpmem_region_key key;
 	struct hpmem_region *region;
 	bool dead = false;
-	int ret = 0;
+	int ret;
 
+	ret = hpmem_region_key(&key, name, name_flags, uid);
+	if (ret)
+		return ret;
 	mutex_lock(&hpmem_lock);
-	region = hpmem_region_find(name);
+	region = hpmem_region_find(&key);
 	if (!region)
 		ret = -ENOENT;
-	else if (!hpmem_region_permitted(region))
-		ret = -EPERM;
 	else if (hpmem_region_mapped(region))
 		ret = -EBUSY;
 	if (!ret)
@@ -413,15 +534,17 @@ struct page *hpmem_region_page(struct hpmem_region *region, pgoff_t index)
 
 /*
  * One line per region. The name comes last, non-printable bytes escaped,
- * because it may contain spaces. Truncated at PAGE_SIZE.
+ * because it may contain spaces. Truncated at PAGE_SIZE: the complete list
+ * is HPMEM_IOC_REGION_LIST's.
  */
 ssize_t hpmem_regions_show(char *buf)
 {
 	struct hpmem_region *region;
 	int len = 0, nid, start;
+	unsigned long id;
 
 	mutex_lock(&hpmem_lock);
-	list_for_each_entry(region, &hpmem_regions, link) {
+	xa_for_each(&hpmem_ids, id, region) {
 		start = len;
 		len += sysfs_emit_at(buf, len,
 				     "users=%u maps=%u persistent=%d pinnable=%d pages=%lu",
@@ -434,8 +557,11 @@ ssize_t hpmem_regions_show(char *buf)
 			if (hpmem_pool_get(nid))
 				len += sysfs_emit_at(buf, len, " node%d=%lu", nid,
 						     region->node_pages[nid]);
-		len += sysfs_emit_at(buf, len, " name=%*pE\n",
-				     (int)strlen(region->name), region->name);
+		len += sysfs_emit_at(buf, len, " uid=%u name=%*pE\n",
+				     from_kuid_munged(current_user_ns(),
+						      region->key.uid),
+				     (int)strlen(region->key.name),
+				     region->key.name);
 		/* sysfs_emit_at() stops at PAGE_SIZE: drop a partial line. */
 		if (len >= PAGE_SIZE - 1 || buf[len - 1] != '\n') {
 			len = start;
@@ -446,15 +572,72 @@ ssize_t hpmem_regions_show(char *buf)
 	return len;
 }
 
+/**
+ * hpmem_region_list() - a batch of HPMEM_IOC_REGION_LIST entries
+ * @cursor: the first id to list
+ * @entry_size: bytes per entry, a multiple of 8, at least the fixed part
+ * @want: entries wanted (> 0)
+ * @entries: out, a kvmalloc()ed buffer of *@nr entries, for the caller to
+ *           copy out without hpmem_lock and free
+ * @nr: out, entries filled, at most @want (fewer to bound the buffer)
+ * @next: out, the cursor of the next call
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
+		      u32 *nr, u64 *next)
+{
+	unsigned int nodes = (entry_size - sizeof(struct hpmem_region_entry)) /
+			     sizeof(u64);
+	struct hpmem_region_entry *e;
+	struct hpmem_region *region;
+	unsigned long id;
+	unsigned int nid;
+	u32 n = 0;
+	void *buf;
+
+	/* 256 KiB at most per call: userspace calls again. */
+	want = min(want, max(1U, SZ_256K / entry_size));
+	buf = kvcalloc(want, entry_size, GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return -ENOMEM;
+	*next = cursor;
+	if (cursor > U32_MAX)
+		goto out;
+
+	mutex_lock(&hpmem_lock);
+	xa_for_each_start(&hpmem_ids, id, region, cursor) {
+		if (n == want)
+			break;
+		e = buf + (size_t)n * entry_size;
+		memcpy(e->name, region->key.name, sizeof(e->name));
+		e->flags = region->flags;
+		e->uid = from_kuid_munged(current_user_ns(), region->key.uid);
+		e->users = hpmem_region_users(region);
+		e->maps = refcount_read(&region->maps) - 1;
+		e->id = id;
+		e->nr_pages = region->nr_pages;
+		for (nid = 0; nid < nodes && nid < nr_node_ids; nid++)
+			e->node_pages[nid] = region->node_pages[nid];
+		*next = (u64)id + 1;
+		n++;
+	}
+	mutex_unlock(&hpmem_lock);
+out:
+	*entries = buf;
+	*nr = n;
+	return 0;
+}
+
 /* Module unload: no file is open, only persistent regions remain. */
 void hpmem_region_exit(void)
 {
 	struct hpmem_region *region;
+	unsigned long id = 0;
 
 	for (;;) {
 		mutex_lock(&hpmem_lock);
-		region = list_first_entry_or_null(&hpmem_regions,
-						  struct hpmem_region, link);
+		region = xa_find(&hpmem_ids, &id, ULONG_MAX, XA_PRESENT);
 		/* Only the table holds what is left (no file is open). */
 		if (region)
 			WARN_ON(!hpmem_region_unlink(region));
@@ -463,4 +646,7 @@ void hpmem_region_exit(void)
 			break;
 		hpmem_region_free(region);
 	}
+	rhashtable_destroy(&hpmem_names);
+	WARN_ON(!xa_empty(&hpmem_user_regions));
+	xa_destroy(&hpmem_user_regions);
 }

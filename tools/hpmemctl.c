@@ -257,13 +257,21 @@ undo:
 	return rc == EINVAL ? 2 : die("grow", rc);
 }
 
+/* destroy [--uid UID] NAME: by name, among UID's regions with --uid. */
 static int cmd_destroy(int fd, int argc, char **argv)
 {
 	struct hpmem_region_destroy ds = { .argsz = sizeof(ds) };
 	int rc;
 
+	if (argc == 3 && !strcmp(argv[0], "--uid")) {
+		if (parse_u32(argv[1], &ds.uid))
+			argc = 0;
+		ds.flags = HPMEM_NAME_UID;
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc != 1) {
-		fprintf(stderr, "hpmemctl: usage: destroy NAME\n");
+		fprintf(stderr, "hpmemctl: usage: destroy [--uid UID] NAME\n");
 		return 2;
 	}
 	rc = copy_name(ds.name, argv[0]);
@@ -271,6 +279,130 @@ static int cmd_destroy(int fd, int argc, char **argv)
 		return die(argv[0], -rc);
 	if (ioctl(fd, HPMEM_IOC_REGION_DESTROY, &ds))
 		return die(argv[0], errno);
+	return 0;
+}
+
+/* A region name as a JSON string: quotes, backslashes, control bytes. */
+static void json_name(const char *name)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* A region name as text: bytes outside printable ASCII as \xNN. */
+static void text_name(const char *name)
+{
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p <= 0x20 || *p >= 0x7f || *p == '\\')
+			printf("\\x%02x", *p);
+		else
+			putchar(*p);
+	}
+}
+
+static void print_region(const struct hpmem_region_entry *e,
+			 const struct hpmem_info *info, unsigned int nodes,
+			 bool first)
+{
+	unsigned int n;
+	bool nfirst = true;
+
+	if (json) {
+		printf("%s\n {\"name\": ", first ? "" : ",");
+		json_name(e->name);
+		printf(", \"id\": %llu, \"uid\": %u, \"persistent\": %s, "
+		       "\"pinnable\": %s, \"users\": %u, \"maps\": %u, "
+		       "\"pages\": %llu, \"node_pages\": {",
+		       (unsigned long long)e->id, e->uid,
+		       e->flags & HPMEM_REGION_PERSISTENT ? "true" : "false",
+		       e->flags & HPMEM_REGION_PINNABLE ? "true" : "false",
+		       e->users, e->maps, (unsigned long long)e->nr_pages);
+		for (n = 0; n < nodes; n++) {
+			if (n < 64 && !(info->node_mask & (1ULL << n)))
+				continue;
+			printf("%s\"%u\": %llu", nfirst ? "" : ", ", n,
+			       (unsigned long long)e->node_pages[n]);
+			nfirst = false;
+		}
+		printf("}}");
+		return;
+	}
+	printf("%8llu %6u %-4s %5u %5u %8llu ", (unsigned long long)e->id,
+	       e->uid,
+	       e->flags & HPMEM_REGION_PINNABLE ?
+	       (e->flags & HPMEM_REGION_PERSISTENT ? "P,pn" : "pin") :
+	       (e->flags & HPMEM_REGION_PERSISTENT ? "P" : "-"),
+	       e->users, e->maps, (unsigned long long)e->nr_pages);
+	for (n = 0; n < nodes; n++) {
+		if (!e->node_pages[n])
+			continue;
+		printf("%sn%u=%llu", nfirst ? "" : ",", n,
+		       (unsigned long long)e->node_pages[n]);
+		nfirst = false;
+	}
+	printf("%s ", nfirst ? "-" : "");
+	text_name(e->name);
+	putchar('\n');
+}
+
+/* regions: every region of every user, paged through REGION_LIST. */
+static int cmd_regions(int fd, int argc, char **argv)
+{
+	struct hpmem_region_list rl = { .argsz = sizeof(rl) };
+	const unsigned int batch = 256;
+	struct hpmem_info info;
+	unsigned int nodes;
+	bool first = true;
+	char *buf;
+	int rc;
+
+	(void)argv;
+	if (argc)
+		return usage_of("regions");
+	rc = get_info(fd, &info);
+	if (rc)
+		return die("info", -rc);
+	if (!(info.features & HPMEM_FEAT_REGION_LIST))
+		return die("regions", EOPNOTSUPP);
+	nodes = info.nr_node_ids;
+	rl.entry_size = sizeof(struct hpmem_region_entry) + 8 * nodes;
+	buf = calloc(batch, rl.entry_size);
+	if (!buf)
+		return die("regions", ENOMEM);
+	rl.entries = (uintptr_t)buf;
+	if (json)
+		printf("[");
+	else
+		printf("%8s %6s %-4s %5s %5s %8s %s NAME\n", "ID", "UID",
+		       "KIND", "USERS", "MAPS", "PAGES", "NODES");
+	for (;;) {
+		rl.nr_entries = batch;
+		if (ioctl(fd, HPMEM_IOC_REGION_LIST, &rl)) {
+			rc = errno;
+			free(buf);
+			if (json)
+				printf("]\n");
+			return die("regions", rc);
+		}
+		if (!rl.nr_entries)
+			break;
+		for (unsigned int i = 0; i < rl.nr_entries; i++) {
+			print_region((void *)(buf + (size_t)i * rl.entry_size),
+				     &info, nodes, first);
+			first = false;
+		}
+	}
+	if (json)
+		printf("%s]\n", first ? "" : "\n");
+	free(buf);
 	return 0;
 }
 
@@ -284,7 +416,10 @@ static void usage(FILE *f)
 		"  resize NODE PAGES            set a node's pool size (CAP_SYS_ADMIN)\n"
 		"  create NAME [--pinnable] [NODE:PAGES...]\n"
 		"                               persistent region, grown per node\n"
-		"  destroy NAME                 destroy a region by name\n");
+		"  destroy [--uid UID] NAME     destroy a region by name (another\n"
+		"                               user's with --uid: CAP_SYS_ADMIN)\n"
+		"  regions                      every region of every user\n"
+		"                               (CAP_SYS_ADMIN)\n");
 }
 
 static const struct {
@@ -296,6 +431,7 @@ static const struct {
 	{ "resize", cmd_resize },
 	{ "create", cmd_create },
 	{ "destroy", cmd_destroy },
+	{ "regions", cmd_regions },
 };
 
 int main(int argc, char **argv)

@@ -86,13 +86,15 @@ static const struct {
 	  offsetofend(struct hpmem_region_segs, segs), true },
 	{ HPMEM_IOC_REGION_DESTROY, sizeof(struct hpmem_region_destroy),
 	  offsetofend(struct hpmem_region_destroy, name), false },
+	{ HPMEM_IOC_REGION_LIST, sizeof(struct hpmem_region_list),
+	  offsetofend(struct hpmem_region_list, entries), true },
 };
 #define NCMDS (int)(sizeof(cmds) / sizeof(cmds[0]))
 
 /* The errnos DOC: conventions lists; anything else is a violation. */
 static const int documented[] = {
 	ENOTTY, EINVAL, E2BIG, EFAULT, ENAMETOOLONG, ENODEV, ENOENT, EEXIST,
-	EBADFD, EALREADY, EBUSY, EPERM, ENOMEM, ENOSPC,
+	EBADFD, EALREADY, EBUSY, EPERM, ENOMEM, ENOSPC, EDQUOT,
 };
 
 static sigjmp_buf touch_env;
@@ -245,6 +247,7 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 		struct hpmem_region_grow gr;
 		struct hpmem_region_segs sg;
 		struct hpmem_region_destroy de;
+		struct hpmem_region_list ls;
 		char raw[64];
 	} u;
 
@@ -289,6 +292,18 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 	case HPMEM_IOC_REGION_DESTROY:
 		name_pick(w, u.de.name);
 		break;
+	case HPMEM_IOC_REGION_LIST: {
+		/* as for segs: overruns of the arena fault */
+		char *end = w->arena + 5 * 4096;
+
+		u.ls.entry_size = sizeof(struct hpmem_region_entry) + 8 * below(w, 3);
+		u.ls.nr_entries = below(w, 12);
+		u.ls.cursor = below(w, 4) ? 0 : value(w);
+		u.ls.entries = (uintptr_t)(end - below(w, 12) * u.ls.entry_size);
+		if (!sane)
+			u.ls.entries = below(w, 2) ? value(w) : (uintptr_t)w->arena;
+		break;
+	}
 	}
 	if (!sane) {
 		/* break one or a few fields: flags, reserved, counts, argsz */
@@ -847,16 +862,25 @@ static int kmsg_marks(int fd)
 	return marks;
 }
 
-/* ATTACH or DESTROY by a name of up to HPMEM_NAME_MAX - 1 bytes. */
-static int by_name(int fd, unsigned long cmd, const char *name)
+/* ATTACH or DESTROY by a name of up to HPMEM_NAME_MAX - 1 bytes, in the
+ * name space of @uid (names are per uid). */
+static int by_name(int fd, unsigned long cmd, const char *name, uint32_t uid)
 {
-	struct hpmem_region_attach a = { .argsz = sizeof(a) };
+	struct hpmem_region_attach a = { .argsz = sizeof(a),
+					 .flags = HPMEM_NAME_UID, .uid = uid };
+	struct hpmem_region_destroy d = { .argsz = sizeof(d),
+					  .flags = HPMEM_NAME_UID, .uid = uid };
 
-	if (cmd == HPMEM_IOC_REGION_DESTROY)
-		a.argsz = sizeof(struct hpmem_region_destroy);
+	if (cmd == HPMEM_IOC_REGION_DESTROY) {
+		memcpy(d.name, name, strnlen(name, HPMEM_NAME_MAX - 1));
+		return xioctl(fd, cmd, &d);
+	}
 	memcpy(a.name, name, strnlen(name, HPMEM_NAME_MAX - 1));
 	return xioctl(fd, cmd, &a);
 }
+
+/* The uids the workers run as: root and nobody. */
+static const uint32_t worker_uids[] = { 0, NOBODY };
 
 static const char *errname(int e)
 {
@@ -942,22 +966,28 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 
 	/* Nobody holds a file now: persistent regions must go on request. */
 	for (int i = 0; i < sh->nnames && i < MAX_NAMES; i++) {
-		int rc;
-
 		if (!(sh->names[i].flags & HPMEM_REGION_PERSISTENT))
 			continue;
-		rc = by_name(self->fd, HPMEM_IOC_REGION_DESTROY, sh->names[i].name);
-		EXPECT_TRUE(rc == 0 || rc == -ENOENT) TH_LOG("destroy %s: %d", sh->names[i].name, rc);
+		for (int u = 0; u < 2; u++) {
+			int rc = by_name(self->fd, HPMEM_IOC_REGION_DESTROY, sh->names[i].name,
+					 worker_uids[u]);
+
+			EXPECT_TRUE(rc == 0 || rc == -ENOENT) TH_LOG("destroy %s: %d",
+								     sh->names[i].name, rc);
+		}
 	}
 	for (int i = 0; i < sh->nnames && i < MAX_NAMES; i++) {
-		int rc = by_name(self->fd, HPMEM_IOC_REGION_ATTACH, sh->names[i].name);
+		for (int u = 0; u < 2; u++) {
+			int rc = by_name(self->fd, HPMEM_IOC_REGION_ATTACH, sh->names[i].name,
+					 worker_uids[u]);
 
-		if (rc != -ENOENT && rc != -EALREADY && !leftover++)
-			TH_LOG("region %s survives: attach %d", sh->names[i].name, rc);
-		if (rc == 0) {	/* the attach took our file: a new one */
-			close(self->fd);
-			self->fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-			ASSERT_LE(0, self->fd);
+			if (rc != -ENOENT && rc != -EALREADY && !leftover++)
+				TH_LOG("region %s survives: attach %d", sh->names[i].name, rc);
+			if (rc == 0) {	/* the attach took our file: a new one */
+				close(self->fd);
+				self->fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+				ASSERT_LE(0, self->fd);
+			}
 		}
 	}
 	EXPECT_EQ(0, leftover);

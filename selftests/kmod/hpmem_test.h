@@ -97,6 +97,21 @@ static inline int hp_attach(int fd, const char *name,
 	return rc;
 }
 
+/* Attach @name of @uid (HPMEM_NAME_UID). */
+static inline int hp_attach_uid(int fd, const char *name, uint32_t uid,
+				struct hpmem_region_attach *out)
+{
+	struct hpmem_region_attach a = { .argsz = sizeof(a),
+					 .flags = HPMEM_NAME_UID, .uid = uid };
+	int rc;
+
+	strncpy(a.name, name, sizeof(a.name));
+	rc = xioctl(fd, HPMEM_IOC_REGION_ATTACH, &a);
+	if (out)
+		*out = a;
+	return rc;
+}
+
 static inline int hp_grow(int fd, unsigned int node, uint64_t nr,
 			  uint64_t *offset)
 {
@@ -122,6 +137,15 @@ static inline long hp_segs(int fd, struct hpmem_seg *segs, uint32_t n)
 static inline int hp_destroy(int fd, const char *name)
 {
 	struct hpmem_region_destroy d = { .argsz = sizeof(d) };
+
+	strncpy(d.name, name, sizeof(d.name));
+	return xioctl(fd, HPMEM_IOC_REGION_DESTROY, &d);
+}
+
+static inline int hp_destroy_uid(int fd, const char *name, uint32_t uid)
+{
+	struct hpmem_region_destroy d = { .argsz = sizeof(d),
+					  .flags = HPMEM_NAME_UID, .uid = uid };
 
 	strncpy(d.name, name, sizeof(d.name));
 	return xioctl(fd, HPMEM_IOC_REGION_DESTROY, &d);

@@ -28,14 +28,17 @@ static const struct cmd_desc cmds[] = {
 	     PREP_NONE, offsetof(struct hpmem_pool_resize, __reserved)),
 	DESC("create", HPMEM_IOC_REGION_CREATE, hpmem_region_create,
 	     PREP_NONE, -1),
-	DESC("attach", HPMEM_IOC_REGION_ATTACH, hpmem_region_attach,
-	     PREP_OTHER_REGION, -1),
+	DESC_GREW("attach", HPMEM_IOC_REGION_ATTACH, hpmem_region_attach,
+		  nr_pages, PREP_OTHER_REGION,
+		  offsetof(struct hpmem_region_attach, __reserved2)),
 	DESC("grow", HPMEM_IOC_REGION_GROW, hpmem_region_grow, PREP_REGION,
 	     offsetof(struct hpmem_region_grow, __reserved)),
 	DESC("segs", HPMEM_IOC_REGION_SEGS, hpmem_region_segs, PREP_REGION,
 	     offsetof(struct hpmem_region_segs, __reserved)),
-	DESC("destroy", HPMEM_IOC_REGION_DESTROY, hpmem_region_destroy,
-	     PREP_OTHER_REGION, -1),
+	DESC_GREW("destroy", HPMEM_IOC_REGION_DESTROY, hpmem_region_destroy,
+		  name, PREP_OTHER_REGION,
+		  offsetof(struct hpmem_region_destroy, __reserved)),
+	DESC("list", HPMEM_IOC_REGION_LIST, hpmem_region_list, PREP_NONE, -1),
 };
 #define NR_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -66,6 +69,10 @@ static void fill(const struct cmd_desc *d, void *buf, int fd, const char *name)
 		break;
 	case HPMEM_IOC_REGION_DESTROY:
 		strcpy(((struct hpmem_region_destroy *)buf)->name, name);
+		break;
+	case HPMEM_IOC_REGION_LIST:
+		((struct hpmem_region_list *)buf)->entry_size =
+			sizeof(struct hpmem_region_entry);
 		break;
 	}
 }
@@ -299,7 +306,7 @@ TEST(unknown_cmd_enotty)
 	struct hpmem_info i = { .argsz = sizeof(i) };
 	unsigned long bad[] = {
 		_IO(HPMEM_TYPE, HPMEM_CMD_BASE - 1),
-		_IO(HPMEM_TYPE, HPMEM_CMD_REGION_DESTROY + 1),
+		_IO(HPMEM_TYPE, HPMEM_CMD_REGION_LIST + 1),
 		_IO(HPMEM_TYPE, 0xff),
 		_IO('x', HPMEM_CMD_INFO),
 		/* same number, but a size/direction the ABI does not use */

@@ -107,7 +107,9 @@ TEST(phys_unprivileged_opt_in)
 	EXPECT_EQ(10, rc);
 }
 
-TEST(other_users_region_eperm)
+/* Another uid's names are invisible (ENOENT); naming the uid needs
+ * CAP_SYS_ADMIN (EPERM). */
+TEST(other_users_region_hidden)
 {
 	char name[HPMEM_NAME_MAX];
 	pid_t pid;
@@ -123,8 +125,10 @@ TEST(other_users_region_eperm)
 
 		CHILD_CHECK(f >= 0);
 		CHILD_CHECK(drop_root() == 0);
-		CHILD_CHECK(hp_attach(f, name, NULL) == -EPERM);
-		CHILD_CHECK(hp_destroy(f, name) == -EPERM);
+		CHILD_CHECK(hp_attach(f, name, NULL) == -ENOENT);
+		CHILD_CHECK(hp_destroy(f, name) == -ENOENT);
+		CHILD_CHECK(hp_attach_uid(f, name, 0, NULL) == -EPERM);
+		CHILD_CHECK(hp_destroy_uid(f, name, 0) == -EPERM);
 		/* and the region is untouched */
 		_exit(0);
 	}
@@ -160,7 +164,9 @@ TEST(root_may_attach_other_users_region)
 		_exit(0);
 	}
 	ASSERT_EQ(1, read(pfd[0], &c, 1));
-	EXPECT_EQ(0, hp_attach(fd, name, NULL));
+	/* root's own name space has no such name */
+	EXPECT_EQ(-ENOENT, hp_attach(fd, name, NULL));
+	EXPECT_EQ(0, hp_attach_uid(fd, name, NOBODY, NULL));
 	EXPECT_EQ(1, hp_segs(fd, NULL, 0));
 	ASSERT_EQ(1, write(go[1], "x", 1));
 	EXPECT_EQ(0, wait_child(pid));

@@ -41,19 +41,40 @@
  * - EFAULT: an argument or user pointer that cannot be read or written.
  * - ENAMETOOLONG: a name without a NUL in its HPMEM_NAME_MAX bytes.
  * - ENODEV: a node id that has no pool (offline, memoryless or out of range).
- * - ENOENT: no region of that name (attach, destroy).
- * - EEXIST: a region of that name exists already (create).
+ * - ENOENT: no region of that name in the uid's name space (attach,
+ *   destroy; see DOC: region names).
+ * - EEXIST: the caller's uid has a region of that name already (create).
  * - EBADFD: a region command on a file that has no region attached
  *   (grow, segs, mmap).
  * - EALREADY: create or attach on a file that already has a region.
  * - EBUSY: destroy of a region that is still mapped; a pool shrink that
  *   would need pages that are in use.
- * - EPERM: pool resize without CAP_SYS_ADMIN; attach to a region created by
- *   another user without CAP_SYS_ADMIN.
+ * - EPERM: pool resize or region list without CAP_SYS_ADMIN; attach or
+ *   destroy naming another uid (HPMEM_NAME_UID) without CAP_SYS_ADMIN.
  * - ENOMEM: the pool of the node has too few free pages, the kernel could not
  *   supply a page, the global cap would be exceeded, or RLIMIT_MEMLOCK would
  *   be exceeded (callers without CAP_IPC_LOCK).
  * - ENOSPC: a region would exceed HPMEM_REGION_MAX_PAGES.
+ * - EDQUOT: the caller's uid holds max_regions_per_user regions already
+ *   (create, callers without CAP_SYS_ADMIN).
+ */
+
+/**
+ * DOC: region names
+ *
+ * A region name is looked up among the regions of the caller's effective
+ * uid: two users may each have a region "pool", and neither can see,
+ * attach, destroy or take the other's name (creating a name another uid
+ * uses succeeds). A secondary process of the same user attaches by name
+ * as before. A caller with CAP_SYS_ADMIN reaches another uid's regions by
+ * setting HPMEM_NAME_UID in the @flags of attach or destroy and the uid
+ * (in the caller's user namespace) in @uid; naming one's own uid needs no
+ * capability. HPMEM_IOC_REGION_LIST lists every uid's regions.
+ *
+ * Every region counts, until its pages are freed, against the
+ * max_regions_per_user module parameter of its creator's uid (default
+ * 1024, EDQUOT beyond); CAP_SYS_ADMIN callers are not limited. Region
+ * memory is charged to the creator's memory cgroup.
  */
 
 #define HPMEM_TYPE		'h'
@@ -68,6 +89,7 @@ enum {
 	HPMEM_CMD_REGION_GROW,
 	HPMEM_CMD_REGION_SEGS,
 	HPMEM_CMD_REGION_DESTROY,
+	HPMEM_CMD_REGION_LIST,
 };
 
 /* Feature bits reported by HPMEM_IOC_INFO. */
@@ -76,6 +98,8 @@ enum {
 #define HPMEM_FEAT_PMD_MAP	(1ULL << 2)	/* huge regions map with PMDs */
 #define HPMEM_FEAT_DMA_MODEL	(1ULL << 3)	/* INFO reports @dma_model */
 #define HPMEM_FEAT_BUSY_PAGES	(1ULL << 4)	/* NODE_INFO reports @busy_pages */
+#define HPMEM_FEAT_UID_NAMES	(1ULL << 5)	/* names per uid, HPMEM_NAME_UID */
+#define HPMEM_FEAT_REGION_LIST	(1ULL << 6)	/* HPMEM_IOC_REGION_LIST */
 
 /**
  * DOC: device addresses
@@ -230,14 +254,20 @@ struct hpmem_region_create {
 
 #define HPMEM_IOC_REGION_CREATE	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_CREATE)
 
+/* Attach and destroy flag: look @name up among @uid's regions. */
+#define HPMEM_NAME_UID		(1U << 0)
+
 /**
  * struct hpmem_region_attach - HPMEM_IOC_REGION_ATTACH: attach by name
  * @argsz: sizeof(struct hpmem_region_attach)
- * @flags: must be 0
+ * @flags: 0 or HPMEM_NAME_UID
  * @name: NUL-terminated, non-empty
  * @region_flags: out, the HPMEM_REGION_* flags it was created with
  * @__reserved: out, zero
  * @nr_pages: out, pages in the region now
+ * @uid: in, with HPMEM_NAME_UID: whose region (see DOC: region names);
+ *       must be 0 otherwise
+ * @__reserved2: must be 0
  */
 struct hpmem_region_attach {
 	__u32 argsz;
@@ -246,6 +276,8 @@ struct hpmem_region_attach {
 	__u32 region_flags;
 	__u32 __reserved;
 	__aligned_u64 nr_pages;
+	__u32 uid;
+	__u32 __reserved2;
 };
 
 #define HPMEM_IOC_REGION_ATTACH	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_ATTACH)
@@ -319,20 +351,78 @@ struct hpmem_region_segs {
 /**
  * struct hpmem_region_destroy - HPMEM_IOC_REGION_DESTROY: remove by name
  * @argsz: sizeof(struct hpmem_region_destroy)
- * @flags: must be 0
+ * @flags: 0 or HPMEM_NAME_UID
  * @name: NUL-terminated, non-empty
+ * @uid: in, with HPMEM_NAME_UID: whose region; must be 0 otherwise
+ * @__reserved: must be 0
  *
  * Fails with EBUSY, changing nothing, while any process has the region
  * mapped. Otherwise the name is gone at once (it can be created again) and
  * the pages return to their pools when the last attached file is closed.
- * Same permission rule as attach.
+ * Same name rule as attach.
  */
 struct hpmem_region_destroy {
 	__u32 argsz;
 	__u32 flags;
 	char name[HPMEM_NAME_MAX];
+	__u32 uid;
+	__u32 __reserved;
 };
 
 #define HPMEM_IOC_REGION_DESTROY _IO(HPMEM_TYPE, HPMEM_CMD_REGION_DESTROY)
+
+/**
+ * struct hpmem_region_entry - one region in HPMEM_IOC_REGION_LIST
+ * @name: NUL-terminated
+ * @flags: HPMEM_REGION_* it was created with
+ * @uid: creator's effective uid, in the caller's user namespace
+ * @users: files attached to it (a mapping holds its file)
+ * @maps: VMAs mapping it
+ * @id: the region's list id (see struct hpmem_region_list)
+ * @nr_pages: pages in it
+ * @node_pages: pages in it on node 0, 1, ...: as many nodes as the
+ *              caller's @entry_size has room for
+ */
+struct hpmem_region_entry {
+	char name[HPMEM_NAME_MAX];
+	__u32 flags;
+	__u32 uid;
+	__u32 users;
+	__u32 maps;
+	__aligned_u64 id;
+	__aligned_u64 nr_pages;
+	__aligned_u64 node_pages[];
+};
+
+/**
+ * struct hpmem_region_list - HPMEM_IOC_REGION_LIST: page through regions
+ * @argsz: sizeof(struct hpmem_region_list)
+ * @flags: must be 0
+ * @nr_entries: in, entries @entries has room for; out, entries filled
+ * @entry_size: in, bytes per entry: sizeof(struct hpmem_region_entry)
+ *              plus 8 per node whose pages are wanted (nr_node_ids of
+ *              HPMEM_IOC_INFO for all), a multiple of 8, at most 4096
+ * @cursor: in, the first id to list (0 to start); out, the id to pass to
+ *          the next call
+ * @entries: in, user pointer to @nr_entries entries of @entry_size bytes
+ *
+ * Lists every region that has a name (of every uid), in ascending id
+ * order. Each region gets an id at creation, unique among live regions.
+ * The kernel may fill fewer entries than there is room for; call again
+ * with the returned @cursor until @nr_entries comes back 0. A region that
+ * exists for the whole walk is listed exactly once, however many regions
+ * there are; one created or destroyed meanwhile may or may not be. Needs
+ * CAP_SYS_ADMIN: the list shows every user's regions.
+ */
+struct hpmem_region_list {
+	__u32 argsz;
+	__u32 flags;
+	__u32 nr_entries;
+	__u32 entry_size;
+	__aligned_u64 cursor;
+	__aligned_u64 entries;
+};
+
+#define HPMEM_IOC_REGION_LIST	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_LIST)
 
 #endif /* _UAPI_LINUX_HPMEM_H */

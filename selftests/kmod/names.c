@@ -1,0 +1,287 @@
+// SPDX-License-Identifier: MIT
+/* Region names per uid (no squatting), the per-user region cap, and
+ * HPMEM_IOC_REGION_LIST paging through every region. */
+#include <stddef.h>
+#include "hpmem_test.h"
+
+#define PARAM_MAX "/sys/module/hpmem/parameters/max_regions_per_user"
+#define NR_MANY 10000
+
+/* /dev/hpmem opened up to nobody for the test, and put back after. */
+static mode_t dev_open_up(void)
+{
+	struct stat st;
+
+	if (stat(HPMEM_DEVICE_PATH, &st))
+		return 0;
+	chmod(HPMEM_DEVICE_PATH, 0666);
+	return st.st_mode & 07777;
+}
+
+static int list_page(int fd, uint64_t *cursor, void *buf, uint32_t n,
+		     uint32_t entry_size)
+{
+	struct hpmem_region_list l = { .argsz = sizeof(l), .nr_entries = n,
+				       .entry_size = entry_size,
+				       .cursor = *cursor,
+				       .entries = (uintptr_t)buf };
+	int rc = xioctl(fd, HPMEM_IOC_REGION_LIST, &l);
+
+	if (rc)
+		return rc;
+	*cursor = l.cursor;
+	return l.nr_entries;
+}
+
+/* Squatting: another uid holding a name first takes nothing from anyone. */
+TEST(names_are_per_uid)
+{
+	struct hpmem_region_destroy d = { .argsz = sizeof(d), .uid = NOBODY };
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_region_attach a;
+	int fd, rfd, pfd[2], go[2];
+	pid_t pid;
+	char c;
+
+	OPEN_DEV(fd);
+	UNIQUE_NAME(name, "squat");
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 4 * PG, 4 * PG };
+		int f = open(HPMEM_DEVICE_PATH, O_RDWR);
+
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		/* nobody takes the name first, persistent */
+		CHILD_CHECK(hp_create(f, name, HPMEM_REGION_PERSISTENT) == 0);
+		CHILD_CHECK(hp_grow(f, 0, 1, NULL) == 0);
+		CHILD_CHECK(close(f) == 0);
+		CHILD_CHECK(write(pfd[1], "x", 1) == 1);
+		CHILD_CHECK(read(go[0], &c, 1) == 1);
+		/* root's region of that name is not nobody's to see or destroy */
+		f = open(HPMEM_DEVICE_PATH, O_RDWR);
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(hp_attach(f, name, &a) == 0 && a.nr_pages == 1);
+		CHILD_CHECK(close(f) == 0);
+		f = open(HPMEM_DEVICE_PATH, O_RDWR);
+		CHILD_CHECK(hp_destroy_uid(f, name, 0) == -EPERM);
+		CHILD_CHECK(hp_attach_uid(f, name, NOBODY, &a) == 0 && a.nr_pages == 1);
+		CHILD_CHECK(close(f) == 0);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(pfd[0], &c, 1));
+	/* root still gets the name, in its own name space */
+	rfd = open(HPMEM_DEVICE_PATH, O_RDWR);
+	ASSERT_LE(0, rfd);
+	ASSERT_EQ(0, hp_create(rfd, name, 0));
+	ASSERT_EQ(0, hp_grow(rfd, 1, 2, NULL));
+	ASSERT_EQ(0, hp_attach(fd, name, &a));
+	EXPECT_EQ(2, a.nr_pages);
+	close(fd);
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	EXPECT_EQ(0, wait_child(pid));
+	OPEN_DEV(fd);
+	/* an invalid uid, and a uid without the flag, are argument errors */
+	EXPECT_EQ(-EINVAL, hp_attach_uid(fd, name, (uint32_t)-1, NULL));
+	strcpy(d.name, name);
+	EXPECT_EQ(-EINVAL, xioctl(fd, HPMEM_IOC_REGION_DESTROY, &d));
+	EXPECT_EQ(0, hp_destroy_uid(fd, name, NOBODY));
+	EXPECT_EQ(-ENOENT, hp_destroy_uid(fd, name, NOBODY));
+	close(rfd);
+	EXPECT_EQ(-ENOENT, hp_attach(fd, name, NULL));
+	close(fd);
+}
+
+/* nobody with RLIMIT_MEMLOCK 0 cannot pile up persistent regions. */
+TEST(regions_per_user_capped)
+{
+	int64_t cap = read_u64(PARAM_MAX);
+	int fd, rc = 0;
+	mode_t mode;
+	pid_t pid;
+
+	OPEN_DEV(fd);
+	if (cap < 0)
+		cap = 1024;	/* what the fix defaults to: the old module has none */
+	ASSERT_GE(4096, cap) TH_LOG("max_regions_per_user %lld: too many to test", (long long)cap);
+	mode = dev_open_up();
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 0, 0 };
+		char name[HPMEM_NAME_MAX];
+		int i, f, made = 0;
+
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		for (i = 0; i < cap + 16; i++) {
+			f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+			CHILD_CHECK(f >= 0);
+			snprintf(name, sizeof(name), "t-cap-%d-%d", getpid() % 100000, i % 100000);
+			rc = hp_create(f, name, HPMEM_REGION_PERSISTENT);
+			close(f);
+			if (rc)
+				break;
+			made++;
+		}
+		fprintf(stderr, "# nobody made %d regions, then %d\n", made, rc);
+		/* destroying makes room again, for exactly one */
+		if (made) {
+			f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+			snprintf(name, sizeof(name), "t-cap-%d-%d", getpid() % 100000, 0);
+			CHILD_CHECK(hp_destroy(f, name) == 0);
+			CHILD_CHECK(hp_create(f, name, HPMEM_REGION_PERSISTENT) == 0);
+			close(f);
+			f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+			snprintf(name, sizeof(name), "t-cap-%d-x", getpid() % 100000);
+			CHILD_CHECK(hp_create(f, name, 0) == -EDQUOT);
+			close(f);
+		}
+		for (i = 0; i < made; i++) {
+			f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+			snprintf(name, sizeof(name), "t-cap-%d-%d", getpid() % 100000, i % 100000);
+			CHILD_CHECK(hp_destroy(f, name) == 0);
+			close(f);
+		}
+		_exit(made == cap && rc == -EDQUOT ? 0 : 1);
+	}
+	rc = wait_child(pid);
+	if (mode)
+		chmod(HPMEM_DEVICE_PATH, mode);
+	EXPECT_EQ(0, rc);
+	close(fd);
+}
+
+/* CAP_SYS_ADMIN is not limited; the limit is read at each create. */
+TEST(regions_cap_exempts_cap_sys_admin)
+{
+	char name[HPMEM_NAME_MAX], old[32] = "";
+	int fds[3];
+
+	OPEN_DEV(fds[0]);
+	if (read_file(PARAM_MAX, old, sizeof(old)) < 0 || write_file(PARAM_MAX, "1"))
+		SKIP(return, "%s not writable", PARAM_MAX);
+	for (int i = 1; i < 3; i++)
+		fds[i] = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	for (int i = 0; i < 3; i++)
+		EXPECT_EQ(0, hp_create(fds[i], UNIQUE_NAME(name, "adm"), 0));
+	write_file(PARAM_MAX, old);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+}
+
+/* 10,000 regions, all listed exactly once, whatever the page size. */
+TEST(region_list_complete)
+{
+	struct hpmem_info info;
+	uint32_t esz, seen = 0, batch = 777;
+	uint64_t cursor = 0, last = 0;
+	char prefix[20], name[HPMEM_NAME_MAX];
+	struct hpmem_region_entry *e;
+	char *buf, *mark;
+	int fd, f, n, i, rc;
+
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_info(fd, &info));
+	esz = sizeof(*e) + 8 * info.nr_node_ids;
+	esz = (esz + 7) & ~7u;
+	buf = calloc(batch, esz);
+	mark = calloc(NR_MANY, 1);
+	ASSERT_TRUE(buf && mark);
+	snprintf(prefix, sizeof(prefix), "t-many-%d-", getpid() % 100000);
+	for (i = 0; i < NR_MANY; i++) {
+		f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, f);
+		snprintf(name, sizeof(name), "%.19s%d", prefix, i % 100000);
+		rc = hp_create(f, name, HPMEM_REGION_PERSISTENT);
+		if (i == 0 && rc == 0)
+			rc = hp_grow(f, 1, 1, NULL);
+		close(f);
+		ASSERT_EQ(0, rc) TH_LOG("region %d", i);
+	}
+	while ((n = list_page(fd, &cursor, buf, batch, esz)) > 0) {
+		for (int j = 0; j < n; j++) {
+			e = (void *)(buf + (size_t)j * esz);
+			EXPECT_LT(last, e->id);
+			last = e->id;
+			if (strncmp(e->name, prefix, strlen(prefix)))
+				continue;
+			i = atoi(e->name + strlen(prefix));
+			ASSERT_TRUE(i >= 0 && i < NR_MANY);
+			EXPECT_EQ(0, mark[i]) TH_LOG("%s twice", e->name);
+			mark[i] = 1;
+			seen++;
+			EXPECT_EQ(HPMEM_REGION_PERSISTENT, e->flags);
+			EXPECT_EQ(0, e->uid);
+			EXPECT_EQ(0, e->users);
+			EXPECT_EQ(0, e->maps);
+			EXPECT_EQ(i == 0, e->nr_pages);
+			EXPECT_EQ(0, e->node_pages[0]);
+			EXPECT_EQ(i == 0, e->node_pages[1]);
+		}
+	}
+	EXPECT_EQ(0, n);
+	EXPECT_EQ(NR_MANY, seen);
+
+	/* hpmemctl pages through the same list */
+	if (!access("/bin/hpmemctl", X_OK)) {
+		char key[HPMEM_NAME_MAX + 2], line[4096];
+		FILE *p = popen("/bin/hpmemctl --json regions", "r");
+
+		ASSERT_NE(NULL, p);
+		snprintf(key, sizeof(key), "\"%s", prefix);
+		n = 0;
+		/* one region per line, or all on one: count either way */
+		while (fgets(line, sizeof(line), p))
+			for (char *k = line; (k = strstr(k, key)); k++)
+				n++;
+		EXPECT_EQ(0, pclose(p));
+		EXPECT_EQ(NR_MANY, n);
+	}
+
+	for (i = 0; i < NR_MANY; i++) {
+		snprintf(name, sizeof(name), "%.19s%d", prefix, i % 100000);
+		ASSERT_EQ(0, hp_destroy(fd, name)) TH_LOG("region %d", i);
+	}
+	free(buf);
+	free(mark);
+	close(fd);
+}
+
+TEST(region_list_arguments)
+{
+	struct hpmem_region_entry e[2];
+	struct hpmem_region_list l;
+	uint64_t cursor = 0;
+	pid_t pid;
+	int fd;
+
+	OPEN_DEV(fd);
+	memset(&l, 0, sizeof(l));
+	l.argsz = offsetof(struct hpmem_region_list, entries);
+	EXPECT_EQ(-EINVAL, xioctl(fd, HPMEM_IOC_REGION_LIST, &l));
+	EXPECT_EQ(-EINVAL, list_page(fd, &cursor, e, 2, sizeof(e[0]) - 8));
+	EXPECT_EQ(-EINVAL, list_page(fd, &cursor, e, 2, sizeof(e[0]) + 4));
+	EXPECT_EQ(-EINVAL, list_page(fd, &cursor, e, 2, 8192));
+	EXPECT_EQ(-EFAULT, list_page(fd, &cursor, (void *)8, 2, sizeof(e[0])));
+	EXPECT_LE(0, list_page(fd, &cursor, e, 2, sizeof(e[0])));
+	cursor = 1ULL << 40;
+	EXPECT_EQ(0, list_page(fd, &cursor, e, 2, sizeof(e[0])));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		uint64_t c = 0;
+
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(list_page(fd, &c, e, 2, sizeof(e[0])) == -EPERM);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	close(fd);
+}
+
+TEST_HARNESS_MAIN
