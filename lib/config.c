@@ -3,8 +3,10 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "backend.h"
 #include "config.h"
 #include "internal.h"
+#include "memzone.h"
 
 struct hpm_config *hpm_cfg;
 
@@ -56,4 +58,161 @@ int hpm_config_check(struct hpm_config *c)
 		return -EPROTO;
 	}
 	return 0;
+}
+
+/*
+ * Highest user address any x86-64 or arm64 process can have (5-level
+ * paging / 52-bit VAs included); a base + size above it is garbage.
+ */
+#define HPM_VA_LIMIT	(1ULL << 57)
+
+#define bad_field(name, fmt, ...) \
+	hpm_log(HPM_LOG_ERR, "shared config: bad " name " (" fmt "), refusing the region", \
+		__VA_ARGS__)
+
+int hpm_config_check_header(const struct hpm_config *c, const struct hpm_be *be)
+{
+	uint64_t psz = c->page_sz, base = c->base, size = c->size;
+	uintptr_t tbl = (uintptr_t)c->memzone_tbl;
+
+	/* Ordered so that each check may rely on the ones before it. */
+	if (c->backend != (uint32_t)be->ops->type) {
+		bad_field("backend", "%u, the region is on %s", c->backend, be->ops->name);
+		return -EPROTO;
+	}
+	if (psz != be->page_sz) {
+		bad_field("page_sz", "%llu, the region has %llu-byte pages",
+			  (unsigned long long)psz, (unsigned long long)be->page_sz);
+		return -EPROTO;
+	}
+	if (c->page_shift >= 64 || (1ULL << c->page_shift) != psz) {
+		bad_field("page_shift", "%u for %llu-byte pages", c->page_shift,
+			  (unsigned long long)psz);
+		return -EPROTO;
+	}
+	if (size == 0 || (size & (psz - 1)) || size > be->size) {
+		bad_field("size", "%llu, the region has %llu bytes",
+			  (unsigned long long)size, (unsigned long long)be->size);
+		return -EPROTO;
+	}
+	if (c->nr_memsegs == 0 || c->nr_memsegs != size >> c->page_shift) {
+		bad_field("nr_memsegs", "%u for %llu bytes", c->nr_memsegs,
+			  (unsigned long long)size);
+		return -EPROTO;
+	}
+	if (c->cfg_len != hpm_config_len(c->nr_memsegs) || c->cfg_len + 4096 > size) {
+		bad_field("cfg_len", "%llu for %u memsegs", (unsigned long long)c->cfg_len,
+			  c->nr_memsegs);
+		return -EPROTO;
+	}
+	if (base == 0 || (base & (psz - 1)) || base + size < base ||
+	    base + size > HPM_VA_LIMIT) {
+		bad_field("base", "0x%llx for 0x%llx bytes", (unsigned long long)base,
+			  (unsigned long long)size);
+		return -EPROTO;
+	}
+	if (c->iova_mode < HPM_IOVA_PA || c->iova_mode > HPM_IOVA_COMPACT) {
+		bad_field("iova_mode", "%u", c->iova_mode);
+		return -EPROTO;
+	}
+	if (c->socket_mask == 0 || (c->socket_mask >> HPM_MAX_NODES)) {
+		bad_field("socket_mask", "0x%x", c->socket_mask);
+		return -EPROTO;
+	}
+	/* hpm_memzone_setup()'s own limit. */
+	if (c->max_memzones == 0 || c->max_memzones > (1U << 28)) {
+		bad_field("max_memzones", "%u", c->max_memzones);
+		return -EPROTO;
+	}
+	if (c->flags & ~(HPM_CFG_F_REMAPPED | HPM_CFG_F_PINNABLE)) {
+		bad_field("flags", "0x%x", c->flags);
+		return -EPROTO;
+	}
+	if (!memchr(c->region, '\0', sizeof(c->region)) || strcmp(c->region, be->name)) {
+		bad_field("region", "'%.*s', attached to '%s'", (int)sizeof(c->region),
+			  c->region, be->name);
+		return -EPROTO;
+	}
+	/* Its contents are checked once mapped, by hpm_config_check_tables(). */
+	if (tbl < base + c->cfg_len || tbl >= base + size) {
+		bad_field("memzone_tbl", "%p outside the heap memory", c->memzone_tbl);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int hpm_config_check_offset(const struct hpm_config *c, uint32_t i, uint64_t off)
+{
+	uint64_t va_off = (uint64_t)i * c->page_sz;
+
+	/*
+	 * Page aligned, inside the region, and the config's own pages in
+	 * place (as hpm_memseg_table_fill() makes them).
+	 */
+	if (off >= c->size || (off & (c->page_sz - 1)) || (va_off < c->cfg_len && off != va_off)) {
+		bad_field("offsets", "[%u] = 0x%llx", i, (unsigned long long)off);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/*
+ * A heap's fields that are fixed after hpm_init() in the primary; free
+ * lists change under the heap lock and are the heap's own business
+ * (hpm_heap_validate()).
+ */
+static int check_heap(const struct hpm_config *c, int n)
+{
+	const struct hpm_heap *h = &c->heaps[n];
+	uintptr_t lo = c->base + c->cfg_len, hi = c->base + c->size;
+
+	if (h->magic != HPM_HEAP_MAGIC || h->socket != n || h->nr_runs > HPM_HEAP_MAX_RUNS) {
+		bad_field("heaps", "[%d]: magic 0x%x, socket %d, %u runs", n, h->magic,
+			  h->socket, h->nr_runs);
+		return -EPROTO;
+	}
+	if (h->nr_runs && (h->lo < lo || h->hi > hi || h->lo >= h->hi)) {
+		bad_field("heaps", "[%d]: range 0x%lx-0x%lx", n, (unsigned long)h->lo,
+			  (unsigned long)h->hi);
+		return -EPROTO;
+	}
+	for (uint32_t r = 0; r < h->nr_runs; r++) {
+		if (h->runs[r].start < h->lo || h->runs[r].end > h->hi ||
+		    h->runs[r].start >= h->runs[r].end) {
+			bad_field("heaps", "[%d].runs[%u]: 0x%lx-0x%lx", n, r,
+				  (unsigned long)h->runs[r].start,
+				  (unsigned long)h->runs[r].end);
+			return -EPROTO;
+		}
+	}
+	return 0;
+}
+
+int hpm_config_check_tables(const struct hpm_config *c)
+{
+	int ret;
+
+	for (uint32_t i = 0; i < c->nr_memsegs; i++) {
+		const struct hpm_memseg *ms = &c->memsegs[i];
+		uint64_t va_off = (uint64_t)i * c->page_sz;
+		uint64_t want_iova = c->iova_mode == HPM_IOVA_VA ? c->base + va_off :
+				     HPM_IOVA_COMPACT_BASE + va_off;
+
+		/* hpm_virt2memseg() and hpm_virt2iova() trust all of these. */
+		if ((uintptr_t)ms->addr != c->base + va_off || ms->len != c->page_sz ||
+		    ms->page_sz != c->page_sz || ms->socket < 0 ||
+		    ms->socket >= HPM_MAX_NODES || !(c->socket_mask & (1U << ms->socket)) ||
+		    ms->flags != (va_off < c->cfg_len ? HPM_MEMSEG_F_CONFIG : 0U) ||
+		    (c->iova_mode != HPM_IOVA_PA && ms->iova != want_iova)) {
+			bad_field("memsegs", "[%u]: addr %p, len %zu, socket %d, flags 0x%x",
+				  i, ms->addr, ms->len, ms->socket, ms->flags);
+			return -EPROTO;
+		}
+	}
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
+		ret = check_heap(c, n);
+		if (ret)
+			return ret;
+	}
+	return hpm_memzone_table_check(c);
 }

@@ -111,4 +111,20 @@ void hpm_config_init_header(struct hpm_config *c);
  */
 int hpm_config_check(struct hpm_config *c);
 
+struct hpm_be;
+/*
+ * Secondary, before it maps anything the config describes: the header of
+ * a ready config (only its first page is mapped at @c) is consistent with
+ * itself and with the region @be opened. A crashed or hostile primary may
+ * have written anything: 0, or -EPROTO with one log line naming the field.
+ */
+int hpm_config_check_header(const struct hpm_config *c, const struct hpm_be *be);
+/* Secondary, remapped regions: entry @i of header-checked @c's offset table. */
+int hpm_config_check_offset(const struct hpm_config *c, uint32_t i, uint64_t off);
+/*
+ * Secondary, after mapping the whole region at c->base: the memseg table,
+ * the heaps' read-mostly fields and the memzone table. 0 or -EPROTO.
+ */
+int hpm_config_check_tables(const struct hpm_config *c);
+
 #endif /* HPM_CONFIG_H */

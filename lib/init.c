@@ -386,8 +386,7 @@ static int read_offsets(struct hpm_be *be, struct hpm_config *peek,
 	void *p;
 	int ret;
 
-	if (hpm_config_len((uint32_t)n) != peek->cfg_len || n != peek->size / be->page_sz)
-		return -EPROTO;
+	/* n and cfg_len passed hpm_config_check_header(). */
 	segs = calloc(n, sizeof(*segs));
 	if (!segs)
 		return -ENOMEM;
@@ -397,9 +396,16 @@ static int read_offsets(struct hpm_be *be, struct hpm_config *peek,
 		return ret;
 	}
 	c = p;
-	for (size_t i = 0; i < n; i++)
+	/* Checked once copied: the primary cannot change them afterwards. */
+	for (size_t i = 0; i < n && !ret; i++) {
 		segs[i].offset = hpm_config_offsets(c)[i];
+		ret = hpm_config_check_offset(peek, (uint32_t)i, segs[i].offset);
+	}
 	munmap(p, len);
+	if (ret) {
+		free(segs);
+		return ret;
+	}
 	*out = segs;
 	return 0;
 }
@@ -460,6 +466,9 @@ static int init_secondary(const struct hpm_init_opts *o, struct hpm_be *be)
 			(int)c->primary_pid);
 		ret = -ENOENT;
 	}
+	/* A crashed or hostile primary may have written anything. */
+	if (!ret)
+		ret = hpm_config_check_header(c, be);
 	if (!ret && o->iova_mode != HPM_IOVA_AUTO && (uint32_t)o->iova_mode != c->iova_mode) {
 		hpm_log(HPM_LOG_ERR, "iova-mode %s asked, but the primary uses %s",
 			hpm_iova_mode_name(o->iova_mode), hpm_iova_mode_name(c->iova_mode));
@@ -467,12 +476,6 @@ static int init_secondary(const struct hpm_init_opts *o, struct hpm_be *be)
 	}
 	base = c->base;
 	size = c->size;
-	if (!ret && (size > be->size || c->page_sz != be->page_sz)) {
-		hpm_log(HPM_LOG_ERR, "region '%s' does not match its config (%llu of %llu "
-			"bytes, %llu KiB pages)", be->name, (unsigned long long)be->size,
-			(unsigned long long)size, (unsigned long long)(c->page_sz >> 10));
-		ret = -EPROTO;
-	}
 	if (!ret && (c->flags & HPM_CFG_F_REMAPPED))
 		ret = read_offsets(be, c, &segs);
 	munmap(p, be->page_sz);
@@ -493,6 +496,22 @@ static int init_secondary(const struct hpm_init_opts *o, struct hpm_be *be)
 		return ret;
 	}
 	c = p;
+	/*
+	 * The header again (it is the same memory, but the peek was another
+	 * mapping a moment ago), then the tables it describes.
+	 */
+	ret = hpm_config_check_header(c, be);
+	if (!ret && (c->base != base || c->size != size)) {
+		hpm_log(HPM_LOG_ERR, "shared config: base and size changed while "
+			"attaching, refusing the region");
+		ret = -EPROTO;
+	}
+	if (!ret)
+		ret = hpm_config_check_tables(c);
+	if (ret) {
+		munmap(p, size);
+		return ret;
+	}
 	hpm_cfg = c;
 	hpm_heap_set_table(c->heaps);
 	st.base = p;

@@ -132,6 +132,41 @@ int hpm_memzone_setup(unsigned int max_zones)
 	return 0;
 }
 
+int hpm_memzone_table_check(const struct hpm_config *c)
+{
+	const struct mz_table *t = c->memzone_tbl;
+	uintptr_t lo = c->base + c->cfg_len, hi = c->base + c->size;
+	uintptr_t ents, bkts, end;
+	uint64_t nb = 2;
+
+	/* The header fits before the region's end (the pointer is inside). */
+	if ((uintptr_t)t + sizeof(*t) > hi || ((uintptr_t)t & 7)) {
+		hpm_log(HPM_LOG_ERR, "shared config: bad memzone_tbl (%p), refusing the region",
+			(void *)t);
+		return -EPROTO;
+	}
+	while (nb < 2ull * c->max_memzones)
+		nb <<= 1;
+	/* Integers, not pointers: nothing here is trusted yet. */
+	ents = (uintptr_t)t + HPM_ALIGN_UP(sizeof(*t), 64);
+	bkts = ents + (uintptr_t)c->max_memzones * sizeof(struct mz_entry);
+	end = bkts + nb * sizeof(uint32_t);
+	/*
+	 * Exactly what hpm_memzone_setup() lays out for max_memzones, so
+	 * every entry and bucket index the lookups compute stays inside.
+	 */
+	if (t->magic != MZ_TBL_MAGIC || t->version != MZ_TBL_VERSION ||
+	    t->max != c->max_memzones || t->mask != nb - 1 ||
+	    (uintptr_t)t->entries != ents || (uintptr_t)t->buckets != bkts ||
+	    (uintptr_t)t < lo || end > hi) {
+		hpm_log(HPM_LOG_ERR, "shared config: bad memzone table at %p (magic 0x%x, "
+			"version %u, %u zones, mask 0x%x), refusing the region", (void *)t,
+			t->magic, t->version, t->max, t->mask);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /* Lockless: hash probe under the seqlock. Returns the entry or NULL. */
 static struct mz_entry *mz_find(struct mz_table *t, const char *name,
 				size_t len, uint32_t h)

@@ -10,4 +10,11 @@
  */
 int hpm_memzone_setup(unsigned int max_zones);
 
+struct hpm_config;
+/*
+ * Secondary: the table @c points at (mapped) has the layout
+ * hpm_memzone_setup() gives it, inside the region. 0 or -EPROTO (logged).
+ */
+int hpm_memzone_table_check(const struct hpm_config *c);
+
 #endif /* HPM_LIB_MEMZONE_H */

@@ -127,7 +127,9 @@ int hpm_parse_string(struct hpm_init_opts *o, const char *s);
  *               unknown flags, unknown IOVA mode)
  *   -EEXIST     explicit primary, but a live primary owns the region name
  *   -ENOENT     secondary, but no live primary owns the region name
- *   -EPROTO     secondary, but the region's layout version differs from ours
+ *   -EPROTO     secondary, but the region's layout version differs from ours,
+ *               or a field of its shared configuration is out of range or
+ *               inconsistent (a crashed or hostile primary; logged by name)
  *   -EADDRINUSE the base address range is taken in this process
  *   -EPERM      PA IOVA mode asked, but physical addresses are hidden
  *   -ENOTSUP    HPM_INIT_F_VFIO, but the kmod module cannot make the region
