@@ -11,10 +11,13 @@ base=(build-essential pkg-config clang libnuma-dev cpio xz-utils kmod
       linux-source-6.1 dwarves dkms)
 # The debug kernel (make vmtest-debug, part of make test) builds from source.
 debug_kernel=(flex bison bc libelf-dev libssl-dev)
+# libFuzzer's runtime (clang -fsanitize=fuzzer, make test's fuzz targets):
+# clang-14 only recommends it.
+fuzz=(libclang-rt-14-dev)
 case "$job" in
 demo)		want=("${base[@]}") ;;
 # make test ends with the benchmark smoke run, which compares against DPDK.
-test|all)	want=("${base[@]}" "${debug_kernel[@]}" libdpdk-dev) ;;
+test|all)	want=("${base[@]}" "${debug_kernel[@]}" libdpdk-dev "${fuzz[@]}") ;;
 bench)		want=("${base[@]}" libdpdk-dev) ;;
 *)		echo "usage: $0 test|demo|bench|all" >&2; exit 2 ;;
 esac

@@ -126,6 +126,42 @@ else
 	nfail=$((nfail + 1))
 fi
 
+# libFuzzer targets (selftests/fuzz), a bounded run each with a fixed seed
+# (HPMEM_FUZZ_SECONDS, HPMEM_FUZZ_SEED); the corpus grows in $B/fuzz/, a
+# crash leaves its reproducer there. Longer runs: see each target's top.
+fuzz_secs=${HPMEM_FUZZ_SECONDS:-30}
+fuzz_seed=${HPMEM_FUZZ_SEED:-20240601}
+if ! command -v clang >/dev/null; then
+	skip "fuzz targets" "clang not installed"
+elif ! { make -C "$TOP/lib" --no-print-directory B="$B" fuzz &&
+	 make -C "$TOP/selftests" --no-print-directory B="$B" KS_DIR="$B/kselftest" fuzz; } \
+		>"$logdir/fuzz-build.log" 2>&1; then
+	tail -n 20 "$logdir/fuzz-build.log" | sed 's/^/# /'
+	echo "not ok - fuzz build, clang -fsanitize=fuzzer (log $logdir/fuzz-build.log)"
+	nfail=$((nfail + 1))
+else
+	for f in "$B/selftests/fuzz"/*; do
+		[ -x "$f" ] || continue
+		t=${f##*/}
+		mkdir -p "$B/fuzz/$t/corpus"
+		echo "# fuzz $t: ${fuzz_secs}s, -seed=$fuzz_seed"
+		if (cd "$B/fuzz/$t" && timeout -k 10 $((fuzz_secs + 120)) "$f" \
+			-max_total_time="$fuzz_secs" -seed="$fuzz_seed" \
+			-artifact_prefix="$B/fuzz/$t/" corpus "$here/fuzz/corpus/$t") \
+				>"$logdir/fuzz-$t.log" 2>&1; then
+			grep -E '^Done [0-9]+ runs' "$logdir/fuzz-$t.log" | sed 's/^/# /'
+			echo "ok - fuzz $t"
+			npass=$((npass + 1))
+		else
+			grep -E 'ERROR|SUMMARY|fuzz/|Test unit written' "$logdir/fuzz-$t.log" |
+				head -n 10 | sed 's/^/# /'
+			echo "not ok - fuzz $t: reproducer in $B/fuzz/$t/, rerun with $f <file>" \
+			     "(log $logdir/fuzz-$t.log)"
+			nfail=$((nfail + 1))
+		fi
+	done
+fi
+
 # HPM_DEBUG=1 builds add heap trailer cookies, mempool object cookies and
 # mbuf checks in every operation; the tests of those SKIP in the others.
 echo "# host tests, HPM_DEBUG=1 build, backend anon"
