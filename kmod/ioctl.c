@@ -7,6 +7,8 @@
 #include <linux/build_bug.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/mm.h>
 #include <linux/nodemask.h>
 #include <linux/nospec.h>
 #include <linux/slab.h>
@@ -268,6 +270,8 @@ union hpmem_ioctl_buf {
  * @min_size: smallest @argsz accepted (the first version's struct)
  * @ioctl_num: the full command number
  * @out: the command has output fields
+ * @commits: the command changes state before it reports: its results are
+ *           written through pinned pages (see hpmem_arg_pin())
  * @execute: runs the command on the kernel copy of the argument
  */
 struct hpmem_ioctl_op {
@@ -275,9 +279,63 @@ struct hpmem_ioctl_op {
 	unsigned int min_size;
 	unsigned int ioctl_num;
 	bool out;
+	bool commits;
 	int (*execute)(struct file *file, void *arg);
 };
 
+/**
+ * struct hpmem_arg_pin - the user pages an argument's results go to
+ * @pages: the one or two pages the argument spans
+ * @nr: how many
+ * @uaddr: the argument's user address
+ */
+struct hpmem_arg_pin {
+	struct page *pages[2];
+	int nr;
+	unsigned long uaddr;
+};
+
+/*
+ * A grow or a resize that happened must not report EFAULT: a failing
+ * command changes nothing. Writing the argument back before the command
+ * proves it writable only until another thread mprotect()s or munmap()s
+ * it, so the pages are pinned for writing first (EFAULT then, before any
+ * change) and the results go through the pins, which nothing can revoke.
+ * The argument must therefore be memory get_user_pages() accepts.
+ */
+static int hpmem_arg_pin(struct hpmem_arg_pin *pin, void __user *uarg,
+			 size_t len)
+{
+	unsigned long first = (unsigned long)uarg & PAGE_MASK;
+	unsigned long last = ((unsigned long)uarg + len - 1) & PAGE_MASK;
+	int nr, ret;
+
+	if (!access_ok(uarg, len))
+		return -EFAULT;
+	nr = last == first ? 1 : 2;
+	ret = pin_user_pages_fast(first, nr, FOLL_WRITE, pin->pages);
+	if (ret == nr) {
+		pin->nr = nr;
+		pin->uaddr = (unsigned long)uarg;
+		return 0;
+	}
+	if (ret > 0)
+		unpin_user_pages(pin->pages, ret);
+	return -EFAULT;
+}
+
+/* Writes @len bytes of results through the pins, and releases them. */
+static void hpmem_arg_write(struct hpmem_arg_pin *pin, const void *buf,
+			    size_t len)
+{
+	size_t off = offset_in_page(pin->uaddr);
+	size_t head = min_t(size_t, len, PAGE_SIZE - off);
+
+	memcpy_to_page(pin->pages[0], off, buf, head);
+	if (head < len)
+		memcpy_to_page(pin->pages[1], 0, buf + head, len - head);
+	unpin_user_pages_dirty_lock(pin->pages, pin->nr, true);
+}
 
 /* Indexed by command number; each entry repeats the number to match it. */
 static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
@@ -301,6 +359,7 @@ static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 		.min_size = offsetofend(struct hpmem_pool_resize, nr_pages),
 		.ioctl_num = HPMEM_IOC_POOL_RESIZE,
 		.out = true,
+		.commits = true,
 		.execute = hpmem_cmd_pool_resize,
 	},
 	[HPMEM_CMD_REGION_CREATE - HPMEM_CMD_BASE] = {
@@ -323,6 +382,7 @@ static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 		.min_size = offsetofend(struct hpmem_region_grow, offset),
 		.ioctl_num = HPMEM_IOC_REGION_GROW,
 		.out = true,
+		.commits = true,
 		.execute = hpmem_cmd_region_grow,
 	},
 	[HPMEM_CMD_REGION_SEGS - HPMEM_CMD_BASE] = {
@@ -353,9 +413,10 @@ long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *uarg = (void __user *)arg;
 	const struct hpmem_ioctl_op *op;
+	struct hpmem_arg_pin pin;
 	union hpmem_ioctl_buf buf;
 	unsigned int nr = _IOC_NR(cmd);
-	u32 argsz;
+	u32 argsz, outsz;
 	int ret;
 
 	hpmem_check_abi();	/* compile time only */
@@ -385,18 +446,31 @@ long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	if (ret)
 		return ret;
 
-	/*
-	 * Prove the argument writable by writing back what was read, so that
-	 * a read-only argument fails before a grow or resize happens rather
-	 * than after (a failing command changes nothing).
-	 */
-	if (op->out && copy_to_user(uarg, &buf, min_t(u32, argsz, op->size)))
-		return -EFAULT;
+	outsz = min_t(u32, argsz, op->size);
+	if (op->commits) {
+		ret = hpmem_arg_pin(&pin, uarg, outsz);
+		if (ret)
+			return ret;
+		ret = op->execute(file, &buf);
+		if (ret) {
+			unpin_user_pages(pin.pages, pin.nr);
+			return ret;
+		}
+		hpmem_arg_write(&pin, &buf, outsz);
+		return 0;
+	}
 
+	/*
+	 * Commands that change nothing, or nothing they report on, may fail
+	 * with EFAULT at the end: writing the argument back first only makes
+	 * a read-only one fail early.
+	 */
+	if (op->out && copy_to_user(uarg, &buf, outsz))
+		return -EFAULT;
 	ret = op->execute(file, &buf);
 	if (ret || !op->out)
 		return ret;
-	if (copy_to_user(uarg, &buf, min_t(u32, argsz, op->size)))
+	if (copy_to_user(uarg, &buf, outsz))
 		return -EFAULT;
 	return 0;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Argument validation of every hpmem ioctl, against the UAPI DOC errno
  * table: sizes, flags, reserved fields, bad pointers, unknown commands. */
+#include <pthread.h>
 #include <stddef.h>
 #include "hpmem_test.h"
 
@@ -503,6 +504,141 @@ TEST(segs_writes_only_what_exists)
 			ASSERT_EQ(0xa5, b[i]) TH_LOG("entry %zu written", 3 + i / sizeof(segs[0]));
 		}
 	}
+	close(fd);
+}
+
+/*
+ * A second thread flips the argument's page between read-only and
+ * writable while GROW and POOL_RESIZE run: each call either fails with
+ * EFAULT having changed nothing, or succeeds and reports. The argument is
+ * read and written through a second, always writable view of the page.
+ */
+struct flipper {
+	char *page;
+	volatile int stop;
+	long flips;
+};
+
+static void *flip(void *arg)
+{
+	struct flipper *f = arg;
+
+	while (!f->stop) {
+		mprotect(f->page, 4096, PROT_READ);
+		mprotect(f->page, 4096, PROT_READ | PROT_WRITE);
+		f->flips++;
+	}
+	return NULL;
+}
+
+#define RACE_ROUNDS 400
+
+static int race_setup(struct flipper *f, char **rw, pthread_t *th)
+{
+	int mfd = memfd_create("hpmem-arg", MFD_CLOEXEC);
+
+	if (mfd < 0 || ftruncate(mfd, 4096))
+		return -1;
+	f->page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	*rw = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	close(mfd);
+	if (f->page == MAP_FAILED || *rw == MAP_FAILED)
+		return -1;
+	f->stop = 0;
+	return pthread_create(th, NULL, flip, f);
+}
+
+TEST(grow_result_copy_changes_nothing_on_efault)
+{
+	struct hpmem_region_grow *g, *arg;
+	int fd, rfd, rc, ok = 0, fault = 0;
+	char name[HPMEM_NAME_MAX], *rw;
+	struct flipper f;
+	uint64_t before;
+	pthread_t th;
+
+	OPEN_DEV(fd);
+	before = node_free(fd, 0);
+	ASSERT_EQ(0, race_setup(&f, &rw, &th));
+	/* straddling the page end would pin two pages: one is the case here */
+	g = (void *)(rw + 64);
+	arg = (void *)(f.page + 64);
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		rfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, rfd);
+		ASSERT_EQ(0, hp_create(rfd, UNIQUE_NAME(name, "rgrow"), 0));
+		memset(g, 0, sizeof(*g));
+		g->argsz = sizeof(*g);
+		g->nr_pages = 1;
+		g->offset = 12345;
+		rc = xioctl(rfd, HPMEM_IOC_REGION_GROW, arg);
+		if (rc == 0) {
+			ok++;
+			EXPECT_EQ(0, g->offset);
+			EXPECT_EQ(1, hp_segs(rfd, NULL, 0));
+		} else {
+			fault++;
+			ASSERT_EQ(-EFAULT, rc);
+			/* the grow did not happen */
+			ASSERT_EQ(0, hp_segs(rfd, NULL, 0)) TH_LOG("round %d", i);
+		}
+		close(rfd);
+	}
+	f.stop = 1;
+	pthread_join(th, NULL);
+	TH_LOG("%d grown, %d EFAULT, %ld flips", ok, fault, f.flips);
+	EXPECT_LT(0, ok);
+	EXPECT_EQ(before, node_free(fd, 0));
+	close(fd);
+}
+
+TEST(resize_result_copy_changes_nothing_on_efault)
+{
+	struct hpmem_pool_resize *r, *arg;
+	int fd, rc, ok = 0, fault = 0;
+	struct hpmem_node_info ni;
+	uint64_t total, want;
+	struct flipper f;
+	pthread_t th;
+	char *rw;
+
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_node_info(fd, 1, &ni));
+	total = ni.total_pages;
+	ASSERT_LT(0, ni.free_pages);
+	ASSERT_EQ(0, race_setup(&f, &rw, &th));
+	r = (void *)(rw + 4096 - sizeof(*r));
+	arg = (void *)(f.page + 4096 - sizeof(*r));
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		/* shrink by one, grow back: no allocation that could fail */
+		want = i & 1 ? total : total - 1;
+		ASSERT_EQ(0, hp_node_info(fd, 1, &ni));
+		memset(r, 0, sizeof(*r));
+		r->argsz = sizeof(*r);
+		r->node = 1;
+		r->nr_pages = want;
+		rc = xioctl(fd, HPMEM_IOC_POOL_RESIZE, arg);
+		if (rc == 0) {
+			ok++;
+			EXPECT_EQ(want, r->nr_pages);
+			ASSERT_EQ(0, hp_node_info(fd, 1, &ni));
+			EXPECT_EQ(want, ni.total_pages);
+		} else {
+			uint64_t was = ni.total_pages;
+
+			fault++;
+			ASSERT_EQ(-EFAULT, rc);
+			ASSERT_EQ(0, hp_node_info(fd, 1, &ni));
+			ASSERT_EQ(was, ni.total_pages) TH_LOG("round %d", i);
+			i--;	/* same target again */
+			if (fault > 10 * RACE_ROUNDS)
+				break;
+		}
+	}
+	f.stop = 1;
+	pthread_join(th, NULL);
+	TH_LOG("%d resized, %d EFAULT, %ld flips", ok, fault, f.flips);
+	EXPECT_EQ(0, hp_resize(fd, 1, total));
 	close(fd);
 }
 

@@ -28,7 +28,12 @@
  * a new flag bit and, where userspace must probe for it, a HPMEM_FEAT_* bit.
  *
  * Validation happens before any side effect; a failing command changes
- * nothing.
+ * nothing. The commands that change state and then report a result
+ * (HPMEM_IOC_POOL_RESIZE, HPMEM_IOC_REGION_GROW) pin their argument for
+ * writing before the change and write the result through the pin, so no
+ * fault can follow the change; their argument must be memory that
+ * get_user_pages() accepts (not a mapping of a default hpmem region),
+ * else EFAULT.
  *
  * Errors, the same everywhere:
  *
