@@ -52,8 +52,10 @@ TEST(names_are_per_uid)
 	if (pid == 0) {
 		struct rlimit rl = { 4 * PG, 4 * PG };
 		int f = open(HPMEM_DEVICE_PATH, O_RDWR);
+		int f2 = open(HPMEM_DEVICE_PATH, O_RDWR);
+		int f3 = open(HPMEM_DEVICE_PATH, O_RDWR);
 
-		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(f >= 0 && f2 >= 0 && f3 >= 0);
 		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
 		CHILD_CHECK(drop_root() == 0);
 		/* nobody takes the name first, persistent */
@@ -63,11 +65,10 @@ TEST(names_are_per_uid)
 		CHILD_CHECK(write(pfd[1], "x", 1) == 1);
 		CHILD_CHECK(read(go[0], &c, 1) == 1);
 		/* root's region of that name is not nobody's to see or destroy */
-		f = open(HPMEM_DEVICE_PATH, O_RDWR);
-		CHILD_CHECK(f >= 0);
+		f = f2;
 		CHILD_CHECK(hp_attach(f, name, &a) == 0 && a.nr_pages == 1);
 		CHILD_CHECK(close(f) == 0);
-		f = open(HPMEM_DEVICE_PATH, O_RDWR);
+		f = f3;
 		CHILD_CHECK(hp_destroy_uid(f, name, 0) == -EPERM);
 		CHILD_CHECK(hp_attach_uid(f, name, NOBODY, &a) == 0 && a.nr_pages == 1);
 		CHILD_CHECK(close(f) == 0);
@@ -254,6 +255,7 @@ TEST(region_list_complete)
 
 TEST(region_list_arguments)
 {
+	char name[HPMEM_NAME_MAX];
 	struct hpmem_region_entry e[2];
 	struct hpmem_region_list l;
 	uint64_t cursor = 0;
@@ -261,6 +263,8 @@ TEST(region_list_arguments)
 	int fd;
 
 	OPEN_DEV(fd);
+	/* at least one region to list */
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "larg"), 0));
 	memset(&l, 0, sizeof(l));
 	l.argsz = offsetof(struct hpmem_region_list, entries);
 	EXPECT_EQ(-EINVAL, xioctl(fd, HPMEM_IOC_REGION_LIST, &l));
