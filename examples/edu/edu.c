@@ -50,16 +50,16 @@ static int read_hex(const char *bdf, const char *attr, unsigned int *val)
 
 static bool driven_by_vfio(const char *bdf)
 {
-	char path[256], link[256];
+	char path[256], link[256], *name;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), SYSFS_PCI "/%s/driver", bdf);
 	n = readlink(path, link, sizeof(link) - 1);
 	if (n < 0)
-		return false;
+		return false;	/* no driver */
 	link[n] = '\0';
-	return strcmp(strrchr(link, '/') ? strrchr(link, '/') + 1 : link,
-		      "vfio-pci") == 0;
+	name = strrchr(link, '/');
+	return strcmp(name ? name + 1 : link, "vfio-pci") == 0;
 }
 
 int edu_find(char *bdf, size_t size, bool *vfio_bound)
