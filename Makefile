@@ -7,7 +7,7 @@ B	:= $(TOP)/build
 VERSION	:= $(shell cat $(TOP)/VERSION)
 export TOP B VERSION
 
-.PHONY: all lib kmod tools selftests examples test test-host vmtest demo \
+.PHONY: all lib kmod tools selftests examples test test-host vmtest dmatest demo \
 	bench bench-smoke install dkms-install deps clean
 
 all: lib tools kmod
@@ -40,6 +40,11 @@ test-host: lib selftests
 
 vmtest: kmod tools selftests
 	selftests/vm/run.sh
+
+# The DMA proof alone: QEMU's edu device on both kernels, without an IOMMU
+# (sysfs, PA) and behind one (VFIO, auto and PA IOVAs).
+dmatest: kmod selftests
+	selftests/vm/run.sh --config all --run /tests/lib/dma
 
 # Main job: build everything, boot the guest, load the module, run the demo.
 demo:
