@@ -7,6 +7,7 @@
 #include <linux/cred.h>
 #include <linux/err.h>
 #include <linux/module.h>
+#include <linux/random.h>
 #include <linux/rhashtable.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
@@ -311,9 +312,35 @@ int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
 	return ret;
 }
 
-/* Adds @pages (ascending pfn, all of one node) at the region's end. */
+/*
+ * Shuffles the @nr pages just stored from index @base (Fisher-Yates).
+ * Replacing present entries allocates nothing, so this cannot fail.
+ */
+static void hpmem_region_shuffle(struct hpmem_region *region,
+				 unsigned long base, unsigned long nr)
+{
+	struct page *a, *b;
+	unsigned long i, j;
+
+	for (i = nr - 1; i > 0; i--) {
+		j = get_random_u32_below(i + 1);
+		if (i == j)
+			continue;
+		a = xa_load(&region->pages, base + i);
+		b = xa_load(&region->pages, base + j);
+		xa_store(&region->pages, base + i, b, GFP_KERNEL);
+		xa_store(&region->pages, base + j, a, GFP_KERNEL);
+	}
+}
+
+/*
+ * Adds @pages (ascending pfn, all of one node) at the region's end: in
+ * that order for a caller who may see addresses (the library finds
+ * IOVA-contiguous runs by offset), shuffled for others, to whom the order
+ * of offsets would otherwise disclose the physical order of the pages.
+ */
 static int hpmem_region_append(struct hpmem_region *region,
-			       struct list_head *pages)
+			       struct list_head *pages, bool addrs)
 {
 	unsigned long index = region->nr_pages;
 	struct page *page;
@@ -328,6 +355,9 @@ static int hpmem_region_append(struct hpmem_region *region,
 		}
 		index++;
 	}
+	if (!addrs && index - region->nr_pages > 1)
+		hpmem_region_shuffle(region, region->nr_pages,
+				     index - region->nr_pages);
 	return 0;
 }
 
@@ -338,6 +368,7 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 	struct hpmem_charge *charge;
 	struct hpmem_region *region;
 	LIST_HEAD(pages);
+	bool addrs;
 	int ret;
 
 	if (!pool)
@@ -347,6 +378,7 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 		return -EBADFD;
 	if (nr > HPMEM_REGION_MAX_PAGES)
 		return -ENOSPC;
+	addrs = hpmem_caller_sees_addrs(region);
 
 	/* Charged before the pages are taken, so a refusal changes nothing. */
 	charge = hpmem_charge_new(nr);
@@ -361,7 +393,7 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 	ret = hpmem_pool_take(pool, nr, &pages);
 	if (ret)
 		goto out_unlock;
-	ret = hpmem_region_append(region, &pages);
+	ret = hpmem_region_append(region, &pages, addrs);
 	if (ret) {
 		hpmem_pool_give(&pages);
 		goto out_unlock;
@@ -389,7 +421,8 @@ static int hpmem_seg_cmp(const void *a, const void *b)
 /*
  * Builds the segment table in a kernel buffer (the caller copies it out
  * without hpmem_lock). *@segs holds min(@want, pages) entries, ascending
- * physical address; *@nr_segs is the page count.
+ * physical address for a caller who may see addresses, else in offset
+ * order (which GROW shuffled for it); *@nr_segs is the page count.
  */
 int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 		      u32 *nr_segs)
@@ -417,7 +450,7 @@ int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 	if (!want || !n)
 		goto out_unlock;
 
-	/* All pages are sorted even when fewer are wanted: the lowest go. */
+	/* The whole table even when fewer are wanted: sorted, the lowest go. */
 	table = kvcalloc(n, sizeof(*table), GFP_KERNEL);
 	if (!table) {
 		ret = -ENOMEM;
@@ -434,8 +467,9 @@ out_unlock:
 	if (!table)
 		return ret;
 
-	sort(table, n, sizeof(*table), hpmem_seg_cmp, NULL);
-	if (!addrs) {
+	if (addrs) {
+		sort(table, n, sizeof(*table), hpmem_seg_cmp, NULL);
+	} else {
 		for (index = 0; index < n; index++) {
 			table[index].phys = 0;
 			table[index].iova = 0;

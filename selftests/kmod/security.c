@@ -339,4 +339,72 @@ TEST(cap_ipc_lock_ignores_rlimit)
 	close(fd);
 }
 
+/*
+ * A caller who may not see addresses must not learn their order either:
+ * its GROW shuffles the pages (root, who sees addresses, checks), and its
+ * SEGS lists them in offset order.
+ */
+TEST(page_order_hidden_from_unprivileged)
+{
+	struct hpmem_seg segs[16], own[16];
+	char name[HPMEM_NAME_MAX], param[8] = "";
+	int fd, nfd, ascending = 1;
+	pid_t pid;
+
+	OPEN_DEV(fd);
+	read_file(PARAM_PHYS, param, sizeof(param));
+	if (param[0] == 'Y' || param[0] == '1')
+		SKIP(return, "module loaded with phys_unprivileged set");
+	if (node_free(fd, 0) < 16)
+		SKIP(return, "16 free pages needed on node 0");
+	nfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, nfd);
+	UNIQUE_NAME(name, "order");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 16 * PG, 16 * PG };
+
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(nfd, name, HPMEM_REGION_PERSISTENT) == 0);
+		CHILD_CHECK(hp_grow(nfd, 0, 16, NULL) == 0);
+		CHILD_CHECK(hp_segs(nfd, own, 16) == 16);
+		for (int i = 0; i < 16; i++)
+			CHILD_CHECK(own[i].offset == i * PG && !own[i].phys);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+	close(nfd);
+	ASSERT_EQ(0, hp_attach_uid(fd, name, NOBODY, NULL));
+	ASSERT_EQ(16, hp_segs(fd, segs, 16));
+	/* root's table is in physical order: are the offsets too? */
+	for (int i = 1; i < 16; i++)
+		if (segs[i].offset < segs[i - 1].offset)
+			ascending = 0;
+	EXPECT_EQ(0, ascending) TH_LOG("offsets follow physical order");
+	close(fd);
+	OPEN_DEV(fd);
+	EXPECT_EQ(0, hp_destroy_uid(fd, name, NOBODY));
+	close(fd);
+}
+
+/* Who sees addresses keeps physical order: IOVA-contiguous runs by offset. */
+TEST(page_order_kept_for_privileged)
+{
+	struct hpmem_seg segs[16];
+	char name[HPMEM_NAME_MAX];
+	int fd;
+
+	OPEN_DEV(fd);
+	if (node_free(fd, 0) < 16)
+		SKIP(return, "16 free pages needed on node 0");
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "order"), 0));
+	ASSERT_EQ(0, hp_grow(fd, 0, 16, NULL));
+	ASSERT_EQ(16, hp_segs(fd, segs, 16));
+	for (int i = 0; i < 16; i++)
+		EXPECT_EQ(i * PG, segs[i].offset);
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

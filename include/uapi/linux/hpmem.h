@@ -297,8 +297,11 @@ struct hpmem_region_attach {
  * @offset: out, mmap offset of the first added page
  *
  * The pages are taken from @node's pool, all or none, and appended to the
- * region at consecutive offsets in ascending physical address order, so
- * physically contiguous pages get consecutive offsets.
+ * region at consecutive offsets. For a caller who may see addresses
+ * (HPMEM_CALLER_ADDRS for this region) they go in ascending physical
+ * address order, so physically contiguous pages get consecutive offsets;
+ * for other callers in random order, so that the offsets disclose nothing
+ * about physical placement.
  */
 struct hpmem_region_grow {
 	__u32 argsz;
@@ -338,10 +341,11 @@ struct hpmem_seg {
  *              that device's IOVAs)
  * @segs: in, user pointer to an array of struct hpmem_seg
  *
- * Fills min(in @nr_segs, pages) entries, in ascending physical address
- * order. Call with @nr_segs = 0 to learn the count. Physical addresses and
- * IOVAs are 0 unless the caller has CAP_SYS_ADMIN or the administrator
- * set the module parameter phys_unprivileged (HPMEM_CALLER_ADDRS).
+ * Fills min(in @nr_segs, pages) entries. Call with @nr_segs = 0 to learn
+ * the count. Physical addresses and IOVAs are 0 unless the caller has
+ * CAP_SYS_ADMIN or the administrator set the module parameter
+ * phys_unprivileged (HPMEM_CALLER_ADDRS); a caller who sees them gets the
+ * entries in ascending physical address order, others in offset order.
  */
 struct hpmem_region_segs {
 	__u32 argsz;
