@@ -34,21 +34,29 @@ extern struct mutex hpmem_lock;
  * struct hpmem_pool - the 2 MiB pages hpmem holds on one node
  * @node: the node id
  * @free: zeroed pages in no region, linked by page->lru, ascending pfn
+ * @dirty: pages of dead regions that no one else references, not zeroed
+ *         yet, linked by page->lru; the zeroing work moves them to @free,
+ *         a grow short of zeroed pages takes and zeroes them itself
  * @busy: pages of dead regions that something outside hpmem still
  *        references (a GUP pin, a pipe buffer), linked by page->lru; never
  *        handed out until the pool's reference is the only one left
- * @total: pages held (free + in use + busy)
+ * @total: pages held (free + dirty + in use + busy)
  * @nr_free: pages on @free
+ * @nr_dirty: dirty pages, on @dirty or being zeroed by the work
+ * @nr_zeroing: of @nr_dirty, those the work is zeroing now (off @dirty)
  * @inuse: pages in regions
- * @nr_busy: busy pages, on @busy or being zeroed on their way to @free
+ * @nr_busy: busy pages, on @busy
  * @mapped: pages of regions that at least one VMA maps
  */
 struct hpmem_pool {
 	int node;
 	struct list_head free;
+	struct list_head dirty;
 	struct list_head busy;
 	unsigned long total;
 	unsigned long nr_free;
+	unsigned long nr_dirty;
+	unsigned long nr_zeroing;
 	unsigned long inuse;
 	unsigned long nr_busy;
 	unsigned long mapped;
@@ -106,10 +114,14 @@ u64 hpmem_pool_node_mask(void);
 unsigned long hpmem_pool_max_pages(void);
 int hpmem_pool_resize(unsigned int node, u64 target, u64 *total);
 int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
-		    struct list_head *pages);
+		    struct list_head *pages, struct list_head *dirty);
+void hpmem_pool_wait_zeroing(struct hpmem_pool *pool);
 void hpmem_pool_give(struct list_head *pages);
+void hpmem_pool_give_dirty(struct list_head *pages);
 void hpmem_pool_give_busy(struct list_head *pages);
-void hpmem_page_zero(struct page *page);
+void hpmem_pages_zero(struct list_head *pages);
+int hpmem_page_pfn_cmp(void *priv, const struct list_head *a,
+		       const struct list_head *b);
 
 /* memlock.c */
 struct hpmem_charge;

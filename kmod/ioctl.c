@@ -36,12 +36,13 @@ static inline void hpmem_check_abi(void)
 	HPMEM_CHECK_FIELD(hpmem_info, dma_translated_devs, 56);
 	HPMEM_CHECK_FIELD(hpmem_info, dma_direct_devs, 60);
 
-	BUILD_BUG_ON(sizeof(struct hpmem_node_info) != 56);
+	BUILD_BUG_ON(sizeof(struct hpmem_node_info) != 64);
 	HPMEM_CHECK_FIELD(hpmem_node_info, node, 8);
 	HPMEM_CHECK_FIELD(hpmem_node_info, __reserved, 12);
 	HPMEM_CHECK_FIELD(hpmem_node_info, total_pages, 16);
 	HPMEM_CHECK_FIELD(hpmem_node_info, mapped_pages, 40);
 	HPMEM_CHECK_FIELD(hpmem_node_info, busy_pages, 48);
+	HPMEM_CHECK_FIELD(hpmem_node_info, dirty_pages, 56);
 
 	BUILD_BUG_ON(sizeof(struct hpmem_pool_resize) != 24);
 	HPMEM_CHECK_FIELD(hpmem_pool_resize, node, 8);
@@ -107,7 +108,8 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 	info->page_shift = HPMEM_PAGE_SHIFT;
 	info->features = HPMEM_FEAT_PERSISTENT | HPMEM_FEAT_PINNABLE |
 			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES |
-			 HPMEM_FEAT_UID_NAMES | HPMEM_FEAT_REGION_LIST;
+			 HPMEM_FEAT_UID_NAMES | HPMEM_FEAT_REGION_LIST |
+			 HPMEM_FEAT_DIRTY_PAGES;
 	if (HPMEM_HAVE_PMD_MAP)
 		info->features |= HPMEM_FEAT_PMD_MAP;
 	info->nr_node_ids = nr_node_ids;
@@ -133,10 +135,12 @@ static int hpmem_cmd_node_info(struct file *file, void *arg)
 		return -ENODEV;
 	mutex_lock(&hpmem_lock);
 	ni->total_pages = pool->total;
-	ni->free_pages = pool->nr_free;
+	/* A grow takes dirty pages too (zeroing them): they are free. */
+	ni->free_pages = pool->nr_free + pool->nr_dirty;
 	ni->inuse_pages = pool->inuse;
 	ni->mapped_pages = pool->mapped;
 	ni->busy_pages = pool->nr_busy;
+	ni->dirty_pages = pool->nr_dirty;
 	mutex_unlock(&hpmem_lock);
 	return 0;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Per-node pools of pinned, zeroed 2 MiB pages, the global cap, and the
- * busy pages that wait for outside references to go before their reuse.
+ * Per-node pools of pinned, zeroed 2 MiB pages, the global cap, the dirty
+ * pages zeroed in the background, and the busy pages that wait for outside
+ * references to go before their reuse.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -14,6 +15,7 @@
 #include <linux/nospec.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/wait.h>
 #include <linux/workqueue.h>
 
 #include "hpmem.h"
@@ -73,6 +75,18 @@ static DECLARE_DELAYED_WORK(hpmem_busy_work, hpmem_busy_work_fn);
 /* The next poll's delay; protected by hpmem_lock. */
 static unsigned long hpmem_busy_delay;
 
+/*
+ * Dirty pages are zeroed by a work item, not by whoever closed the last
+ * file of a region (a 256 GiB region takes seconds to zero). It takes a
+ * few pages at a time off a pool's dirty list, so that a grow that needs
+ * exactly those waits for one batch at most (hpmem_zero_wq).
+ */
+#define HPMEM_ZERO_BATCH	8
+
+static void hpmem_zero_work_fn(struct work_struct *work);
+static DECLARE_WORK(hpmem_zero_work, hpmem_zero_work_fn);
+static DECLARE_WAIT_QUEUE_HEAD(hpmem_zero_wq);
+
 struct hpmem_pool *hpmem_pool_get(unsigned int node)
 {
 	if (node >= nr_node_ids)
@@ -97,7 +111,7 @@ unsigned long hpmem_pool_max_pages(void)
 	return max_pages;
 }
 
-void hpmem_page_zero(struct page *page)
+static void hpmem_page_zero(struct page *page)
 {
 	unsigned long i;
 
@@ -106,8 +120,17 @@ void hpmem_page_zero(struct page *page)
 	cond_resched();
 }
 
-static int hpmem_pfn_cmp(void *priv, const struct list_head *a,
-			 const struct list_head *b)
+void hpmem_pages_zero(struct list_head *pages)
+{
+	struct page *page;
+
+	list_for_each_entry(page, pages, lru)
+		hpmem_page_zero(page);
+}
+
+/* list_sort() order of pages linked by ->lru: ascending pfn. */
+int hpmem_page_pfn_cmp(void *priv, const struct list_head *a,
+		       const struct list_head *b)
 {
 	unsigned long pa = page_to_pfn(list_entry(a, struct page, lru));
 	unsigned long pb = page_to_pfn(list_entry(b, struct page, lru));
@@ -178,20 +201,27 @@ int hpmem_pool_resize(unsigned int node, u64 target, u64 *total)
 			goto out_unlock;
 		}
 		list_splice_tail_init(&list, &pool->free);
-		list_sort(NULL, &pool->free, hpmem_pfn_cmp);
+		list_sort(NULL, &pool->free, hpmem_page_pfn_cmp);
 		pool->total += nr;
 		pool->nr_free += nr;
 	} else if (target < pool->total) {
 		nr = pool->total - target;
-		if (nr > pool->nr_free) {
+		/* Dirty pages go back unzeroed, as any freed page does. */
+		if (nr > pool->nr_free + pool->nr_dirty - pool->nr_zeroing) {
 			ret = -EBUSY;
 			goto out_unlock;
 		}
-		/* Give back the highest pages; grows take the lowest. */
-		for (i = 0; i < nr; i++)
-			list_move(pool->free.prev, &list);
+		/* Dirty pages first, then the highest; grows take the lowest. */
+		for (i = 0; i < nr; i++) {
+			if (!list_empty(&pool->dirty)) {
+				list_move(pool->dirty.next, &list);
+				pool->nr_dirty--;
+			} else {
+				list_move(pool->free.prev, &list);
+				pool->nr_free--;
+			}
+		}
 		pool->total -= nr;
-		pool->nr_free -= nr;
 		hpmem_held -= nr;
 	}
 out_unlock:
@@ -203,23 +233,45 @@ out_unlock:
 	return ret;
 }
 
-/*
- * Moves @nr free pages of @pool to @list, lowest physical address first, so
- * a region gets them in ascending order. Caller holds hpmem_lock.
+/**
+ * hpmem_pool_take() - take @nr pages of @pool for a region
+ * @pool: the pool
+ * @nr: pages wanted
+ * @list: out, zeroed pages, lowest physical address first
+ * @dirty: out, pages that still need zeroing, when too few were zeroed;
+ *         the caller zeroes them (without hpmem_lock) before anyone can
+ *         see them
+ *
+ * Caller holds hpmem_lock.
+ *
+ * Return: 0; -ENOMEM when the pool has too few pages; -EAGAIN when enough
+ * exist only counting a batch the zeroing work holds now: wait with
+ * hpmem_pool_wait_zeroing() and retry.
  */
 int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
-		    struct list_head *list)
+		    struct list_head *list, struct list_head *dirty)
 {
-	unsigned long i;
+	unsigned long i, clean = min(nr, pool->nr_free);
 
 	lockdep_assert_held(&hpmem_lock);
-	if (nr > pool->nr_free)
+	if (nr > pool->nr_free + pool->nr_dirty)
 		return -ENOMEM;
-	for (i = 0; i < nr; i++)
+	if (nr > pool->nr_free + pool->nr_dirty - pool->nr_zeroing)
+		return -EAGAIN;
+	for (i = 0; i < clean; i++)
 		list_move_tail(pool->free.next, list);
-	pool->nr_free -= nr;
+	for (; i < nr; i++)
+		list_move_tail(pool->dirty.next, dirty);
+	pool->nr_free -= clean;
+	pool->nr_dirty -= nr - clean;
 	pool->inuse += nr;
 	return 0;
+}
+
+/* Waits until the zeroing work holds no batch of @pool. No lock held. */
+void hpmem_pool_wait_zeroing(struct hpmem_pool *pool)
+{
+	wait_event(hpmem_zero_wq, !READ_ONCE(pool->nr_zeroing));
 }
 
 /*
@@ -243,7 +295,74 @@ void hpmem_pool_give(struct list_head *list)
 		node_set(nid, touched);
 	}
 	for_each_node_mask(nid, touched)
-		list_sort(NULL, &hpmem_pools[nid]->free, hpmem_pfn_cmp);
+		list_sort(NULL, &hpmem_pools[nid]->free, hpmem_page_pfn_cmp);
+}
+
+/*
+ * Returns pages of a dead region that nothing else references, not zeroed
+ * yet, to their pools' dirty lists: the zeroing work, or a grow that needs
+ * them first, zeroes them before anyone sees them. They count as free for
+ * userspace (a grow can take them) and as dirty. Caller holds hpmem_lock.
+ */
+void hpmem_pool_give_dirty(struct list_head *list)
+{
+	struct hpmem_pool *pool;
+	struct page *page, *tmp;
+
+	lockdep_assert_held(&hpmem_lock);
+	if (list_empty(list))
+		return;
+	list_for_each_entry_safe(page, tmp, list, lru) {
+		pool = hpmem_pools[page_to_nid(page)];
+		list_move_tail(&page->lru, &pool->dirty);
+		pool->nr_dirty++;
+		pool->inuse--;
+	}
+	queue_work(system_unbound_wq, &hpmem_zero_work);
+}
+
+/*
+ * Zeroes dirty pages, a batch at a time: off the dirty list under
+ * hpmem_lock (counted in nr_zeroing, so a grow knows to wait rather than
+ * fail), zeroed without it, then onto the free list in pfn order.
+ */
+static void hpmem_zero_work_fn(struct work_struct *work)
+{
+	struct hpmem_pool *pool = NULL;
+	struct page *page, *tmp;
+	LIST_HEAD(batch);
+	unsigned long n;
+	int nid;
+
+	for (;;) {
+		mutex_lock(&hpmem_lock);
+		for (nid = 0; nid < nr_node_ids; nid++) {
+			pool = hpmem_pools[nid];
+			if (pool && !list_empty(&pool->dirty))
+				break;
+		}
+		if (nid == nr_node_ids) {
+			mutex_unlock(&hpmem_lock);
+			return;
+		}
+		for (n = 0; n < HPMEM_ZERO_BATCH && !list_empty(&pool->dirty);
+		     n++)
+			list_move_tail(pool->dirty.next, &batch);
+		pool->nr_zeroing = n;
+		mutex_unlock(&hpmem_lock);
+
+		hpmem_pages_zero(&batch);
+
+		mutex_lock(&hpmem_lock);
+		list_for_each_entry_safe(page, tmp, &batch, lru)
+			list_move(&page->lru, &pool->free);
+		list_sort(NULL, &pool->free, hpmem_page_pfn_cmp);
+		pool->nr_free += n;
+		pool->nr_dirty -= n;
+		pool->nr_zeroing = 0;
+		mutex_unlock(&hpmem_lock);
+		wake_up_all(&hpmem_zero_wq);
+	}
 }
 
 /*
@@ -278,15 +397,13 @@ void hpmem_pool_give_busy(struct list_head *list)
 /*
  * Polls the busy pages. One whose count is back to the pool's 1 has no
  * holder left and none can appear (no region, file or VMA leads to it), so
- * it is zeroed, outside hpmem_lock as zeroing 2 MiB takes a while, and
- * goes to the free list in pfn order. It stays counted busy until then.
+ * it is uncharged and becomes dirty: the zeroing work takes it from there.
  */
 static void hpmem_busy_work_fn(struct work_struct *work)
 {
 	struct hpmem_pool *pool;
 	struct page *page, *tmp;
-	LIST_HEAD(idle);
-	bool busy = false;
+	bool busy = false, idle = false;
 	int nid;
 
 	mutex_lock(&hpmem_lock);
@@ -294,31 +411,20 @@ static void hpmem_busy_work_fn(struct work_struct *work)
 		pool = hpmem_pools[nid];
 		if (!pool)
 			continue;
-		list_for_each_entry_safe(page, tmp, &pool->busy, lru)
-			if (page_ref_count(page) == 1)
-				list_move_tail(&page->lru, &idle);
-	}
-	mutex_unlock(&hpmem_lock);
-
-	list_for_each_entry(page, &idle, lru)
-		hpmem_page_zero(page);
-
-	mutex_lock(&hpmem_lock);
-	list_for_each_entry_safe(page, tmp, &idle, lru) {
-		hpmem_page_uncharge(page);
-		pool = hpmem_pools[page_to_nid(page)];
-		list_move(&page->lru, &pool->free);
-		pool->nr_busy--;
-		pool->nr_free++;
-	}
-	for (nid = 0; nid < nr_node_ids; nid++) {
-		pool = hpmem_pools[nid];
-		if (!pool)
-			continue;
-		list_sort(NULL, &pool->free, hpmem_pfn_cmp);
+		list_for_each_entry_safe(page, tmp, &pool->busy, lru) {
+			if (page_ref_count(page) != 1)
+				continue;
+			hpmem_page_uncharge(page);
+			list_move_tail(&page->lru, &pool->dirty);
+			pool->nr_busy--;
+			pool->nr_dirty++;
+			idle = true;
+		}
 		if (!list_empty(&pool->busy))
 			busy = true;
 	}
+	if (idle)
+		queue_work(system_unbound_wq, &hpmem_zero_work);
 	if (busy) {
 		hpmem_busy_delay = min(hpmem_busy_delay * 2,
 				       HPMEM_BUSY_POLL_MAX);
@@ -351,6 +457,7 @@ int hpmem_pool_init(void)
 		}
 		pool->node = nid;
 		INIT_LIST_HEAD(&pool->free);
+		INIT_LIST_HEAD(&pool->dirty);
 		INIT_LIST_HEAD(&pool->busy);
 		hpmem_pools[nid] = pool;
 	}
@@ -387,8 +494,10 @@ void hpmem_pool_exit(void)
 
 	if (!hpmem_pools)
 		return;
-	/* The poll re-queues itself: _sync stops that too. */
+	/* The poll re-queues itself: _sync stops that too. It feeds zeroing. */
 	cancel_delayed_work_sync(&hpmem_busy_work);
+	/* What is still dirty goes back to the kernel as it is. */
+	cancel_work_sync(&hpmem_zero_work);
 	for (nid = 0; nid < nr_node_ids; nid++) {
 		pool = hpmem_pools[nid];
 		if (!pool)
@@ -402,6 +511,7 @@ void hpmem_pool_exit(void)
 			hpmem_page_uncharge(page);
 			put_page(page);
 		}
+		hpmem_free_list(&pool->dirty);
 		hpmem_free_list(&pool->free);
 		kfree(pool);
 	}

@@ -6,6 +6,7 @@
 #include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/err.h>
+#include <linux/list_sort.h>
 #include <linux/module.h>
 #include <linux/random.h>
 #include <linux/rhashtable.h>
@@ -207,23 +208,22 @@ static void hpmem_region_free(struct hpmem_region *region)
 	 * for any region kind, a reference taken by kernel code we do not
 	 * know of. Whoever holds it may still read or write the page, so it
 	 * is not reused until the pool's reference is the last: it goes
-	 * busy. A page nobody else references cannot gain a reference now
-	 * and is zeroed here, before it can reach another region.
+	 * busy. A page nobody else references cannot gain a reference now;
+	 * it goes dirty, and is zeroed before it can reach another region,
+	 * by the pool's work rather than by this (closing) caller.
 	 */
 	xa_for_each(&region->pages, index, page) {
-		if (page_ref_count(page) == 1) {
-			hpmem_page_zero(page);
+		if (page_ref_count(page) == 1)
 			list_add_tail(&page->lru, &back);
-		} else {
+		else
 			list_add_tail(&page->lru, &busy);
-		}
 	}
 
 	/* Busy pages stay charged until they return to the pool. */
 	hpmem_charges_release(&region->charges, &busy);
 
 	mutex_lock(&hpmem_lock);
-	hpmem_pool_give(&back);
+	hpmem_pool_give_dirty(&back);
 	hpmem_pool_give_busy(&busy);
 	hpmem_user_regions_dec(region->key.uid);
 	mutex_unlock(&hpmem_lock);
@@ -368,6 +368,7 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 	struct hpmem_charge *charge;
 	struct hpmem_region *region;
 	LIST_HEAD(pages);
+	LIST_HEAD(dirty);
 	bool addrs;
 	int ret;
 
@@ -385,14 +386,37 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 	if (IS_ERR(charge))
 		return PTR_ERR(charge);
 
+retry:
 	mutex_lock(&hpmem_lock);
 	if (region->nr_pages + nr > HPMEM_REGION_MAX_PAGES) {
 		ret = -ENOSPC;
 		goto out_unlock;
 	}
-	ret = hpmem_pool_take(pool, nr, &pages);
+	ret = hpmem_pool_take(pool, nr, &pages, &dirty);
+	if (ret == -EAGAIN) {
+		mutex_unlock(&hpmem_lock);
+		hpmem_pool_wait_zeroing(pool);
+		goto retry;
+	}
 	if (ret)
 		goto out_unlock;
+	if (!list_empty(&dirty)) {
+		/*
+		 * Too few zeroed pages: this caller zeroes the rest, which are
+		 * its own now (counted in use, on no list anyone walks).
+		 */
+		mutex_unlock(&hpmem_lock);
+		hpmem_pages_zero(&dirty);
+		list_splice_tail_init(&dirty, &pages);
+		list_sort(NULL, &pages, hpmem_page_pfn_cmp);
+		mutex_lock(&hpmem_lock);
+		/* Another grow of this region may have run meanwhile. */
+		if (region->nr_pages + nr > HPMEM_REGION_MAX_PAGES) {
+			hpmem_pool_give(&pages);
+			ret = -ENOSPC;
+			goto out_unlock;
+		}
+	}
 	ret = hpmem_region_append(region, &pages, addrs);
 	if (ret) {
 		hpmem_pool_give(&pages);

@@ -37,6 +37,7 @@ enum hpmem_node_item {
 	HPMEM_INUSE,
 	HPMEM_MAPPED,
 	HPMEM_BUSY,
+	HPMEM_DIRTY,
 	HPMEM_PAGE_SZ,
 	HPMEM_NR_NODE_ITEMS
 };
@@ -51,6 +52,7 @@ static const struct {
 	[HPMEM_INUSE]	= { "inuse_pages",	0444 },
 	[HPMEM_MAPPED]	= { "mapped_pages",	0444 },
 	[HPMEM_BUSY]	= { "busy_pages",	0444 },
+	[HPMEM_DIRTY]	= { "dirty_pages",	0444 },
 	[HPMEM_PAGE_SZ]	= { "page_size",	0444 },
 };
 
@@ -94,7 +96,7 @@ static ssize_t hpmem_node_show(struct device *dev,
 		val = pool->total;
 		break;
 	case HPMEM_FREE:
-		val = pool->nr_free;
+		val = pool->nr_free + pool->nr_dirty;
 		break;
 	case HPMEM_INUSE:
 		val = pool->inuse;
@@ -104,6 +106,9 @@ static ssize_t hpmem_node_show(struct device *dev,
 		break;
 	case HPMEM_BUSY:
 		val = pool->nr_busy;
+		break;
+	case HPMEM_DIRTY:
+		val = pool->nr_dirty;
 		break;
 	default:
 		break;

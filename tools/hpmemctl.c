@@ -111,12 +111,15 @@ static int cmd_info(int fd, int argc, char **argv)
 	}
 	printf("api version:        %u\n", info.api_version);
 	printf("page size:          %llu KiB\n", (1ULL << info.page_shift) >> 10);
-	printf("features:          %s%s%s%s%s\n",
+	printf("features:          %s%s%s%s%s%s%s%s\n",
 	       info.features & HPMEM_FEAT_PERSISTENT ? " persistent" : "",
 	       info.features & HPMEM_FEAT_PINNABLE ? " pinnable" : "",
 	       info.features & HPMEM_FEAT_PMD_MAP ? " pmd-map" : "",
 	       info.features & HPMEM_FEAT_DMA_MODEL ? " dma-model" : "",
-	       info.features & HPMEM_FEAT_BUSY_PAGES ? " busy-pages" : "");
+	       info.features & HPMEM_FEAT_BUSY_PAGES ? " busy-pages" : "",
+	       info.features & HPMEM_FEAT_UID_NAMES ? " uid-names" : "",
+	       info.features & HPMEM_FEAT_REGION_LIST ? " region-list" : "",
+	       info.features & HPMEM_FEAT_DIRTY_PAGES ? " dirty-pages" : "");
 	printf("node ids below:     %u\n", info.nr_node_ids);
 	printf("max pool pages:     %llu\n", (unsigned long long)info.max_pages);
 	printf("addresses visible:  %s\n",
@@ -143,8 +146,8 @@ static int cmd_nodes(int fd, int argc, char **argv)
 	if (json)
 		printf("[");
 	else
-		printf("%-5s %10s %10s %10s %10s %10s\n", "node", "total",
-		       "free", "in_use", "mapped", "busy");
+		printf("%-5s %10s %10s %10s %10s %10s %10s\n", "node", "total",
+		       "free", "in_use", "mapped", "busy", "dirty");
 	for (unsigned int n = 0; n < 64 && n < info.nr_node_ids; n++) {
 		if (!(info.node_mask & (1ULL << n)))
 			continue;
@@ -155,20 +158,23 @@ static int cmd_nodes(int fd, int argc, char **argv)
 			return die("node info", errno);
 		if (json)
 			printf("%s{\"node\": %u, \"total\": %llu, \"free\": %llu, "
-			       "\"in_use\": %llu, \"mapped\": %llu, \"busy\": %llu}",
+			       "\"in_use\": %llu, \"mapped\": %llu, \"busy\": %llu, "
+			       "\"dirty\": %llu}",
 			       first ? "" : ", ", n,
 			       (unsigned long long)ni.total_pages,
 			       (unsigned long long)ni.free_pages,
 			       (unsigned long long)ni.inuse_pages,
 			       (unsigned long long)ni.mapped_pages,
-			       (unsigned long long)ni.busy_pages);
+			       (unsigned long long)ni.busy_pages,
+			       (unsigned long long)ni.dirty_pages);
 		else
-			printf("%-5u %10llu %10llu %10llu %10llu %10llu\n", n,
+			printf("%-5u %10llu %10llu %10llu %10llu %10llu %10llu\n", n,
 			       (unsigned long long)ni.total_pages,
 			       (unsigned long long)ni.free_pages,
 			       (unsigned long long)ni.inuse_pages,
 			       (unsigned long long)ni.mapped_pages,
-			       (unsigned long long)ni.busy_pages);
+			       (unsigned long long)ni.busy_pages,
+			       (unsigned long long)ni.dirty_pages);
 		first = false;
 	}
 	if (json)

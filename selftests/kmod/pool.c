@@ -224,4 +224,115 @@ TEST_F(pool, unprivileged_eperm)
 		  self->n0.inuse_pages);
 }
 
+/* Free pages of node 1 as NODE_INFO counts them (dirty ones included). */
+static int64_t free1(int fd, uint64_t *dirty)
+{
+	struct hpmem_node_info ni;
+
+	if (hp_node_info(fd, 1, &ni))
+		return -1;
+	if (dirty)
+		*dirty = ni.dirty_pages;
+	return ni.free_pages;
+}
+
+/* Fills every page of a @n-page region with 0xa5 at its start, middle
+ * and end; 0 or -errno. */
+static int scribble(int rfd, uint64_t n)
+{
+	char *p = map_region(rfd, n * PG, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	for (uint64_t i = 0; i < n; i++) {
+		memset(p + i * PG, 0xa5, 4096);
+		memset(p + i * PG + PG / 2, 0xa5, 4096);
+		memset(p + (i + 1) * PG - 4096, 0xa5, 4096);
+	}
+	return munmap(p, n * PG) ? -errno : 0;
+}
+
+/*
+ * Closing a region does not zero its pages in the caller's path: right
+ * after close() they are dirty (counted free, since a grow can take them),
+ * and the pool's work zeroes them soon after.
+ */
+TEST(dead_region_zeroed_in_background)
+{
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_node_info ni;
+	struct hpmem_info info;
+	uint64_t n, dirty, before;
+	int fd, rfd, i;
+
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_info(fd, &info));
+	ASSERT_NE(0, info.features & HPMEM_FEAT_DIRTY_PAGES);
+	before = free1(fd, NULL);
+	n = before < 48 ? before : 48;
+	if (n < 16)
+		SKIP(return, "16 free pages needed on node 1");
+	rfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, rfd);
+	ASSERT_EQ(0, hp_create(rfd, UNIQUE_NAME(name, "dirty"), 0));
+	ASSERT_EQ(0, hp_grow(rfd, 1, n, NULL));
+	ASSERT_EQ(0, scribble(rfd, n));
+	close(rfd);
+	/* 96 MiB cannot have been zeroed between close() and this call */
+	EXPECT_EQ(before, free1(fd, &dirty));
+	EXPECT_LT(0, dirty);
+	EXPECT_GE(n, dirty);
+	ASSERT_EQ(0, hp_node_info(fd, 1, &ni));
+	EXPECT_EQ(ni.total_pages, ni.free_pages + ni.inuse_pages + ni.busy_pages);
+	EXPECT_EQ(ni.dirty_pages, read_u64("/sys/class/hpmem/hpmem/node1/dirty_pages"));
+	for (i = 0; i < 500 && dirty; i++) {
+		usleep(20000);
+		free1(fd, &dirty);
+	}
+	EXPECT_EQ(0, dirty) TH_LOG("still dirty after 10 s");
+	close(fd);
+}
+
+/* A grow right after a close takes the dirty pages, zeroed. */
+TEST(grow_never_gets_a_dirty_page)
+{
+	char name[HPMEM_NAME_MAX];
+	uint64_t n, dirty;
+	int fd, rfd;
+	char *p;
+
+	OPEN_DEV(fd);
+	n = free1(fd, NULL);
+	if (n < 16)
+		SKIP(return, "16 free pages needed on node 1");
+	for (int round = 0; round < 3; round++) {
+		rfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, rfd);
+		ASSERT_EQ(0, hp_create(rfd, UNIQUE_NAME(name, "dgrow"), 0));
+		ASSERT_EQ(0, hp_grow(rfd, 1, n, NULL));
+		ASSERT_EQ(0, scribble(rfd, n));
+		close(rfd);
+		free1(fd, &dirty);
+		/* every free page, at once: the dirty ones among them too */
+		rfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, rfd);
+		ASSERT_EQ(0, hp_create(rfd, UNIQUE_NAME(name, "dgrow"), 0));
+		ASSERT_EQ(0, hp_grow(rfd, 1, n, NULL)) TH_LOG("round %d, %llu dirty",
+							      round, (unsigned long long)dirty);
+		p = map_region(rfd, n * PG, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		for (uint64_t i = 0; i < n; i++) {
+			static const char zero[4096];
+
+			ASSERT_EQ(0, memcmp(p + i * PG, zero, 4096)) TH_LOG("page %llu",
+									   (unsigned long long)i);
+			ASSERT_EQ(0, memcmp(p + i * PG + PG / 2, zero, 4096));
+			ASSERT_EQ(0, memcmp(p + (i + 1) * PG - 4096, zero, 4096));
+		}
+		munmap(p, n * PG);
+		close(rfd);
+	}
+	close(fd);
+}
+
 TEST_HARNESS_MAIN

@@ -105,6 +105,7 @@ enum {
 #define HPMEM_FEAT_BUSY_PAGES	(1ULL << 4)	/* NODE_INFO reports @busy_pages */
 #define HPMEM_FEAT_UID_NAMES	(1ULL << 5)	/* names per uid, HPMEM_NAME_UID */
 #define HPMEM_FEAT_REGION_LIST	(1ULL << 6)	/* HPMEM_IOC_REGION_LIST */
+#define HPMEM_FEAT_DIRTY_PAGES	(1ULL << 7)	/* NODE_INFO reports @dirty_pages */
 
 /**
  * DOC: device addresses
@@ -189,11 +190,16 @@ struct hpmem_info {
  * @node: in, the node id
  * @__reserved: must be 0
  * @total_pages: out, pages held by the pool (free + in use + busy)
- * @free_pages: out, pages not in any region
+ * @free_pages: out, pages not in any region, that a grow can take (dirty
+ *              ones included)
  * @inuse_pages: out, pages in regions
  * @mapped_pages: out, pages of regions that are mapped by at least one VMA
  * @busy_pages: out, pages of dead regions that something outside hpmem still
  *              references; they return to @free_pages, zeroed, when it lets go
+ * @dirty_pages: out, of @free_pages, those not zeroed yet: a dead region's
+ *               pages are zeroed in the background, not by the caller that
+ *               closed or destroyed it; a grow short of zeroed pages zeroes
+ *               dirty ones itself. No page reaches a region unzeroed.
  */
 struct hpmem_node_info {
 	__u32 argsz;
@@ -205,6 +211,7 @@ struct hpmem_node_info {
 	__aligned_u64 inuse_pages;
 	__aligned_u64 mapped_pages;
 	__aligned_u64 busy_pages;
+	__aligned_u64 dirty_pages;
 };
 
 #define HPMEM_IOC_NODE_INFO	_IO(HPMEM_TYPE, HPMEM_CMD_NODE_INFO)
