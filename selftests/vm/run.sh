@@ -30,7 +30,7 @@ modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=1024}
 mem_per_node=${HPMEM_VM_NODE_MEM:-1G}
 
 usage() {
-	sed -n '9,15p' "$0" | sed 's/^# //' >&2
+	sed -n '8,13p' "$0" | sed 's/^# //' >&2
 	exit 2
 }
 
