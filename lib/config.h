@@ -20,7 +20,7 @@
  * (heaps, memsegs, thread slots). The struct sizes are checked as well,
  * so a forgotten bump is still caught when a size changes.
  */
-#define HPM_CFG_LAYOUT_VERSION	1
+#define HPM_CFG_LAYOUT_VERSION	2
 
 /* A thread slot's owner: pid << 32 | tid, 0 when free. */
 struct hpm_thread_slot {

@@ -5,6 +5,7 @@
  * once. All state lives in shared memory; one spinlock per heap.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,8 +60,12 @@ struct hpm_free_links {
 /*
  * Headers are read without the heap lock by free()'s checks and the thread
  * caches while a neighbour's operation under the lock may update flag bits
- * or prev_size; relaxed atomic accesses (plain moves on x86) keep that
- * well defined. Every writer holds the lock or owns the element.
+ * or prev_size; atomic accesses keep that well defined. Every writer holds
+ * the lock or owns the element. Stores are release stores: each header
+ * store is then ordered after every store before it (trailer, the other
+ * headers), so a process killed between two of them leaves them in program
+ * order, which the crash-safe update order below relies on. On x86-64 both
+ * are still plain moves; only the compiler is held back.
  */
 static inline uint64_t info_ld(const struct hpm_elem *e)
 {
@@ -69,7 +74,7 @@ static inline uint64_t info_ld(const struct hpm_elem *e)
 
 static inline void info_st(struct hpm_elem *e, uint64_t v)
 {
-	__atomic_store_n(&e->info, v, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->info, v, __ATOMIC_RELEASE);
 }
 
 static inline uint64_t prev_ld(const struct hpm_elem *e)
@@ -79,8 +84,41 @@ static inline uint64_t prev_ld(const struct hpm_elem *e)
 
 static inline void prev_st(struct hpm_elem *e, uint64_t v)
 {
-	__atomic_store_n(&e->prev_size, v, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->prev_size, v, __ATOMIC_RELEASE);
 }
+
+/*
+ * Surviving a dead lock holder. The lock (robust_lock.h) is taken over
+ * from a process that died holding it, and the taker rebuilds the heap
+ * (heap_recover()) from the one thing every update keeps consistent: the
+ * element chain of each run, walked from its first header by size alone.
+ * Rules that keep it walkable after any single store:
+ *  - a new header inside an element is written before the store that
+ *    shrinks that element onto it (until then the walk jumps over it);
+ *  - an element grows over a neighbour before the neighbour's header is
+ *    cleared;
+ *  - each such change of the chain is one 64-bit store of a header's
+ *    info word (the "commit"), which also carries the free bit, so a block
+ *    is either still in its old shape or in its new one.
+ * Free lists, bitmaps, prev_size, PREV_FREE and the statistics may be
+ * half updated; the rebuild recomputes them all. Two free neighbours that
+ * a death leaves behind are merged then. A block the dead process was
+ * allocating, and the blocks it held, stay allocated: lost, not corrupt.
+ * HEAP_STEP() marks the points where the test hook can kill a holder.
+ */
+int hpm_heap_crash_countdown;
+
+static __hpm_cold void heap_crash_step(void)
+{
+	if (!--hpm_heap_crash_countdown)
+		raise(SIGKILL);
+}
+
+#define HEAP_STEP()							\
+	do {								\
+		if (unlikely(hpm_heap_crash_countdown))			\
+			heap_crash_step();				\
+	} while (0)
 
 #define ELEM_HDR		16u
 #define ELEM_ALIGN		16u
@@ -209,12 +247,23 @@ static inline void elem_trailer_set(struct hpm_elem *e)
 	*elem_trailer(e) = TRAILER_COOKIE ^ (uintptr_t)e;
 }
 
+/* The trailer for @e once it is @size bytes, written before it is. */
+static inline void elem_trailer_set_n(struct hpm_elem *e, size_t size)
+{
+	*(uint64_t *)((uintptr_t)e + size - ELEM_TRAILER) = TRAILER_COOKIE ^ (uintptr_t)e;
+}
+
 static inline bool elem_trailer_ok(struct hpm_elem *e)
 {
 	return *elem_trailer(e) == (TRAILER_COOKIE ^ (uintptr_t)e);
 }
 #else
 static inline void elem_trailer_set(struct hpm_elem *e) { (void)e; }
+static inline void elem_trailer_set_n(struct hpm_elem *e, size_t size)
+{
+	(void)e;
+	(void)size;
+}
 static inline bool elem_trailer_ok(struct hpm_elem *e) { (void)e; return true; }
 #endif
 
@@ -298,6 +347,7 @@ static inline void free_insert(struct hpm_heap *h, struct hpm_elem *e)
 	l->prev = NULL;
 	if (head)
 		elem_links(head)->prev = e;
+	HEAP_STEP();
 	h->free_list[fl][sl] = e;
 	h->sl_bitmap[fl] |= 1u << sl;
 	h->fl_bitmap |= 1u << fl;
@@ -313,6 +363,7 @@ static inline void free_remove(struct hpm_heap *h, struct hpm_elem *e)
 	mapping_insert(elem_size(e), &fl, &sl);
 	if (l->next)
 		elem_links(l->next)->prev = l->prev;
+	HEAP_STEP();
 	if (l->prev) {
 		elem_links(l->prev)->next = l->next;
 	} else {
@@ -325,6 +376,22 @@ static inline void free_remove(struct hpm_heap *h, struct hpm_elem *e)
 	}
 	h->free_bytes -= elem_size(e);
 	h->free_count--;
+}
+
+static __hpm_cold void heap_recover(struct hpm_heap *h, uint64_t dead);
+
+/* The heap's lock; repairs the heap first when its holder died. */
+static inline void heap_lock(struct hpm_heap *h)
+{
+	uint64_t dead = hpm_robust_lock(&h->lock);
+
+	if (unlikely(dead))
+		heap_recover(h, dead);
+}
+
+static inline void heap_unlock(struct hpm_heap *h)
+{
+	hpm_robust_unlock(&h->lock);
 }
 
 /*
@@ -351,6 +418,7 @@ static inline struct tc_link *tc_link(struct hpm_elem *e)
  * Turn the free element @e (already off its list) into a live element at
  * @at (== @e, or at least ELEM_MIN bytes into it) of @need bytes; the front
  * gap and a tail of at least ELEM_MIN bytes go back to the free lists.
+ * Crash-safe order: each new header before the store that exposes it.
  */
 static struct hpm_elem *carve(struct hpm_heap *h, struct hpm_elem *e,
 			      uintptr_t at, size_t need)
@@ -362,12 +430,15 @@ static struct hpm_elem *carve(struct hpm_heap *h, struct hpm_elem *e,
 		size_t gap = at - (uintptr_t)e;
 		struct hpm_elem *n = elem_at(at);
 
+		/* Free until it is committed below: a death leaves no leak. */
+		prev_st(n, gap);
+		elem_set(h, n, size - gap, ELEM_F_FREE | ELEM_F_PREV_FREE);
+		HEAP_STEP();
 		/* @e's own previous element is busy: no PREV_FREE. */
 		elem_set(h, e, gap, ELEM_F_FREE);
-		free_insert(h, e);
-		prev_st(n, gap);
-		elem_set(h, n, size - gap, ELEM_F_PREV_FREE);
+		HEAP_STEP();
 		prev_st(next, size - gap);
+		free_insert(h, e);
 		e = n;
 		size -= gap;
 	}
@@ -377,6 +448,7 @@ static struct hpm_elem *carve(struct hpm_heap *h, struct hpm_elem *e,
 
 		prev_st(r, need);
 		elem_set(h, r, size - need, ELEM_F_FREE);
+		HEAP_STEP();
 		prev_st(next, size - need);
 		/* @next already has PREV_FREE: it followed a free block. */
 		free_insert(h, r);
@@ -384,10 +456,13 @@ static struct hpm_elem *carve(struct hpm_heap *h, struct hpm_elem *e,
 	} else {
 		info_st(next, info_ld(next) & ~ELEM_F_PREV_FREE);
 	}
-	info_st(e, (info_ld(e) & ELEM_F_PREV_FREE) | elem_tag(h, e) | size);
 	/* Stale bytes from an earlier life must not read as "cached". */
 	tc_link(e)->cookie = 0;
-	elem_trailer_set(e);
+	elem_trailer_set_n(e, size);
+	HEAP_STEP();
+	/* The commit: @e becomes live at its final size in one store. */
+	info_st(e, (info_ld(e) & ELEM_F_PREV_FREE) | elem_tag(h, e) | size);
+	HEAP_STEP();
 	h->alloc_bytes += size;
 	h->alloc_count++;
 	return e;
@@ -401,7 +476,7 @@ static void shrink_live(struct hpm_heap *h, struct hpm_elem *e, size_t need)
 {
 	size_t size = elem_size(e);
 	struct hpm_elem *next = elem_at((uintptr_t)e + size);
-	struct hpm_elem *r;
+	struct hpm_elem *r, *absorbed = NULL;
 	size_t rsize;
 
 	if (size - need < ELEM_MIN)
@@ -411,16 +486,21 @@ static void shrink_live(struct hpm_heap *h, struct hpm_elem *e, size_t need)
 	if (info_ld(next) & ELEM_F_FREE) {
 		free_remove(h, next);
 		rsize += elem_size(next);
-		info_st(next, 0);
+		absorbed = next;
 		next = elem_at((uintptr_t)r + rsize);
 	}
+	/* Inside @e (and over @absorbed) until @e shrinks onto it. */
 	prev_st(r, need);
 	elem_set(h, r, rsize, ELEM_F_FREE);
+	elem_trailer_set_n(e, need);
+	HEAP_STEP();
+	info_st(e, (info_ld(e) & ~ELEM_SIZE_MASK) | need);
+	HEAP_STEP();
+	if (absorbed)
+		info_st(absorbed, 0);
 	prev_st(next, rsize);
 	info_st(next, info_ld(next) | ELEM_F_PREV_FREE);
 	free_insert(h, r);
-	info_st(e, (info_ld(e) & ~ELEM_SIZE_MASK) | need);
-	elem_trailer_set(e);
 	h->alloc_bytes -= size - need;
 }
 
@@ -429,29 +509,36 @@ static void release(struct hpm_heap *h, struct hpm_elem *e)
 {
 	size_t size = elem_size(e);
 	struct hpm_elem *next = elem_at((uintptr_t)e + size);
+	struct hpm_elem *start = e, *absorbed = NULL;
 
 	h->alloc_bytes -= size;
 	h->alloc_count--;
 	if (info_ld(next) & ELEM_F_FREE) {
 		free_remove(h, next);
 		size += elem_size(next);
-		/* A later free of the absorbed pointer must not look valid. */
-		info_st(next, 0);
+		absorbed = next;
 		next = elem_at((uintptr_t)e + size);
 	}
 	if (info_ld(e) & ELEM_F_PREV_FREE) {
-		struct hpm_elem *prev = elem_at((uintptr_t)e - prev_ld(e));
-
-		free_remove(h, prev);
-		size += elem_size(prev);
-		info_st(e, 0);
-		e = prev;
+		start = elem_at((uintptr_t)e - prev_ld(e));
+		free_remove(h, start);
+		size += elem_size(start);
 	}
-	/* Free blocks are never adjacent, so @e's previous one is busy. */
-	elem_set(h, e, size, ELEM_F_FREE);
+	HEAP_STEP();
+	/*
+	 * The commit: one header now spans @e and its free neighbours. Free
+	 * blocks are never adjacent, so @start's previous one is busy.
+	 */
+	elem_set(h, start, size, ELEM_F_FREE);
+	HEAP_STEP();
+	/* A later free of an absorbed pointer must not look valid. */
+	if (start != e)
+		info_st(e, 0);
+	if (absorbed)
+		info_st(absorbed, 0);
 	prev_st(next, size);
 	info_st(next, info_ld(next) | ELEM_F_PREV_FREE);
-	free_insert(h, e);
+	free_insert(h, start);
 }
 
 /* ---- finding a heap and checking pointers ---- */
@@ -594,7 +681,7 @@ int hpm_heap_init(struct hpm_heap *h, int socket)
 	if (!h || socket < 0 || socket >= HPM_MAX_NODES)
 		return hpm_fail(EINVAL);
 	memset(h, 0, sizeof(*h));
-	hpm_spinlock_init(&h->lock);
+	hpm_robust_lock_init(&h->lock);
 	h->socket = socket;
 	h->instance = heap_instance();
 	h->lo = UINTPTR_MAX;
@@ -683,7 +770,7 @@ int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len)
 	    len < 64 || a + len < a)
 		return hpm_fail(EINVAL);
 
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	while (len && !ret) {
 		/* Keep every piece a usable run: no sliver at the end. */
 		size_t n = len > RUN_MAX + 64 ? RUN_MAX : len;
@@ -692,7 +779,7 @@ int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len)
 		a += n;
 		len -= n;
 	}
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 	if (!ret && test_tbl && h >= test_tbl && h < test_tbl + HPM_MAX_NODES)
 		test_mask |= 1u << (h - test_tbl);
 	heap_epoch_bump();
@@ -1004,7 +1091,7 @@ static void tc_drain(struct tcache *tc, struct hpm_heap *h, struct tc_bin *b,
 	b->count = i;
 	if (!e)
 		return;
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	while (e) {
 		struct hpm_elem *next;
 
@@ -1019,7 +1106,7 @@ static void tc_drain(struct tcache *tc, struct hpm_heap *h, struct tc_bin *b,
 		release(h, e);
 		e = next;
 	}
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 }
 
 /* Forget (never flush) bins of a heap that was re-initialised. */
@@ -1215,9 +1302,9 @@ static void *alloc_on(struct hpm_heap *h, size_t size, size_t need,
 {
 	struct hpm_elem *e;
 
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	e = heap_take(h, size, need, align, bound, flags);
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 	return e ? elem_data(e) : NULL;
 }
 
@@ -1360,11 +1447,11 @@ static __attribute__((noinline)) int heap_free_slow(void *ptr)
 		tc_bind(tc_mine(), h, run);
 		return 0;
 	}
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	e = elem_check(h, run, (uintptr_t)ptr, "free");
 	if (likely(e))
 		release(h, e);
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 	return e ? 0 : hpm_fail(EINVAL);
 }
 
@@ -1426,11 +1513,11 @@ size_t hpm_heap_usable_size(const void *ptr)
 	h = heap_of_ptr((uintptr_t)ptr, &run);
 	if (!h)
 		return 0;
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	e = elem_check(h, run, (uintptr_t)ptr, "usable_size");
 	if (e)
 		n = elem_usable(e);
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 	return n;
 }
 
@@ -1474,10 +1561,10 @@ void *hpm_heap_realloc(void *ptr, size_t size, size_t align, int socket,
 		return hpm_fail_ptr(ENOMEM);
 	need = elem_need(size);
 
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	e = elem_check(h, run, (uintptr_t)ptr, "realloc");
 	if (!e) {
-		hpm_spinlock_unlock(&h->lock);
+		heap_unlock(h);
 		return hpm_fail_ptr(EINVAL);
 	}
 	old = elem_usable(e);
@@ -1492,7 +1579,11 @@ void *hpm_heap_realloc(void *ptr, size_t size, size_t align, int socket,
 
 			free_remove(h, next);
 			h->alloc_bytes += elem_size(next);
+			elem_trailer_set_n(e, elem_size(e) + elem_size(next));
+			HEAP_STEP();
+			/* Grow over @next before its header goes. */
 			info_st(e, info_ld(e) + elem_size(next));
+			HEAP_STEP();
 			info_st(next, 0);
 			after = elem_next(e);
 			prev_st(after, elem_size(e));
@@ -1501,11 +1592,11 @@ void *hpm_heap_realloc(void *ptr, size_t size, size_t align, int socket,
 		if (need <= elem_size(e)) {
 			shrink_live(h, e, need);
 			elem_trailer_set(e);
-			hpm_spinlock_unlock(&h->lock);
+			heap_unlock(h);
 			return ptr;
 		}
 	}
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 
 	/* Move; a block of ANY stays on its node when there is room. */
 	if (socket == HPM_SOCKET_ANY) {
@@ -1654,6 +1745,91 @@ static int validate_locked(struct hpm_heap *h)
 	return validate_lists(h, fc);
 }
 
+/*
+ * Rebuild run @run's part of the lists and statistics from its element
+ * chain, merging free neighbours; prev_size and PREV_FREE are rewritten.
+ * Crash-safe itself (a merge grows the first block before the second's
+ * header is cleared), so a taker that dies here is recovered from again.
+ */
+static int rebuild_run(struct hpm_heap *h, const struct hpm_heap_run *run)
+{
+	struct hpm_elem *span = NULL;	/* free block being extended */
+	uintptr_t a = run->start;
+	uint64_t prev_size = 0;
+
+	for (;;) {
+		struct hpm_elem *e = elem_at(a);
+		uint64_t info;
+		size_t size;
+
+		CHECK(a + ELEM_HDR <= run->end && elem_tag_ok(h, e),
+		      "rebuild: run %#lx: no header at %p", (unsigned long)run->start,
+		      (void *)e);
+		info = info_ld(e);
+		size = info & ELEM_SIZE_MASK;
+		if (!(info & ELEM_F_FREE) || (info & ELEM_F_SENTINEL)) {
+			uint64_t pf = 0;
+
+			if (span) {
+				free_insert(h, span);
+				prev_size = elem_size(span);
+				span = NULL;
+				pf = ELEM_F_PREV_FREE;
+			}
+			prev_st(e, prev_size);
+			info_st(e, (info & ~ELEM_F_PREV_FREE) | pf);
+			if (info & ELEM_F_SENTINEL) {
+				CHECK(a + ELEM_HDR == run->end && size == ELEM_HDR,
+				      "rebuild: element %p: misplaced sentinel", (void *)e);
+				return 0;
+			}
+		}
+		CHECK(size >= ELEM_MIN && size <= run->end - ELEM_HDR - a,
+		      "rebuild: element %p: bad size %zu", (void *)e, size);
+		if (!(info & ELEM_F_FREE)) {
+			h->alloc_bytes += size;
+			h->alloc_count++;
+			prev_size = size;
+		} else if (span) {
+			elem_set(h, span, elem_size(span) + size, ELEM_F_FREE);
+			info_st(e, 0);
+		} else {
+			span = e;
+			prev_st(e, prev_size);
+			elem_set(h, e, size, ELEM_F_FREE);
+		}
+		a += size;
+	}
+}
+
+static __hpm_cold void heap_recover(struct hpm_heap *h, uint64_t dead)
+{
+	int ret = 0;
+
+	h->fl_bitmap = 0;
+	memset(h->sl_bitmap, 0, sizeof(h->sl_bitmap));
+	memset(h->free_list, 0, sizeof(h->free_list));
+	h->free_bytes = h->alloc_bytes = 0;
+	h->free_count = h->alloc_count = 0;
+	for (uint32_t i = 0; i < h->nr_runs && !ret; i++)
+		ret = rebuild_run(h, &h->runs[i]);
+	if (!ret)
+		ret = validate_locked(h);
+	if (ret) {
+		/* Hand out nothing rather than memory we cannot vouch for. */
+		h->fl_bitmap = 0;
+		memset(h->sl_bitmap, 0, sizeof(h->sl_bitmap));
+		memset(h->free_list, 0, sizeof(h->free_list));
+		hpm_log(HPM_LOG_ERR, "heap %d: owner pid %d died holding the lock; "
+			"rebuild failed, the heap allocates nothing more", h->socket,
+			(int)(dead >> 32));
+		return;
+	}
+	hpm_log(HPM_LOG_WARN, "heap %d: owner pid %d died holding the lock; "
+		"rebuilt, %llu free blocks", h->socket, (int)(dead >> 32),
+		(unsigned long long)h->free_count);
+}
+
 int hpm_heap_validate(struct hpm_heap *h)
 {
 	int ret;
@@ -1662,9 +1838,9 @@ int hpm_heap_validate(struct hpm_heap *h)
 		return hpm_fail(EINVAL);
 	/* Our cached blocks would show up as allocated. */
 	hpm_heap_cache_flush();
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	ret = validate_locked(h);
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 	return ret ? hpm_fail(EFAULT) : 0;
 }
 
@@ -1693,7 +1869,7 @@ int hpm_heap_stats(struct hpm_heap *h, struct hpm_heap_stats *st)
 	if (!h || h->magic != HPM_HEAP_MAGIC)
 		return 0;
 	hpm_heap_cache_flush();
-	hpm_spinlock_lock(&h->lock);
+	heap_lock(h);
 	st->total = h->total_bytes;
 	st->free = h->free_bytes;
 	st->alloc = h->alloc_bytes;
@@ -1701,6 +1877,6 @@ int hpm_heap_stats(struct hpm_heap *h, struct hpm_heap_stats *st)
 	st->alloc_count = h->alloc_count;
 	st->greatest_free = greatest_free(h);
 	st->runs = h->nr_runs;
-	hpm_spinlock_unlock(&h->lock);
+	heap_unlock(h);
 	return 0;
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "robust_lock.h"
 
 /*
  * Two-level segregated fit (TLSF): the first level splits sizes by powers
@@ -43,9 +44,13 @@ struct hpm_heap_run {
  * lock and what changes under it; the second what never changes once
  * processes use the heap (read lock-free by every free() and by the thread
  * caches), so lock traffic does not evict it.
+ * A process killed while it holds @lock loses nothing but its own blocks:
+ * the next locker takes the lock over and rebuilds the free lists and the
+ * statistics from the element chain, which every update keeps walkable
+ * (see "Surviving a dead lock holder" in malloc_heap.c).
  */
 struct hpm_heap {
-	hpm_spinlock_t lock;
+	hpm_robust_lock_t lock;
 	/* Bit fl set iff sl_bitmap[fl] != 0; bit sl of sl_bitmap[fl] iff list non-empty. */
 	uint32_t fl_bitmap;
 	/* Statistics, updated under the lock. */
@@ -154,5 +159,13 @@ int hpm_heap_validate(struct hpm_heap *h);
  */
 void hpm_heap_set_table(struct hpm_heap *heaps);
 struct hpm_heap *hpm_heap_table(void);
+
+/*
+ * Test hook, not API: when non-zero in a process, that process SIGKILLs
+ * itself at the N-th step of a heap update it makes under the lock (the
+ * points between two stores where a death leaves the most to repair).
+ * Lets a test kill a holder between every pair of steps of an operation.
+ */
+extern int hpm_heap_crash_countdown;
 
 #endif /* HPM_MALLOC_HEAP_H */
