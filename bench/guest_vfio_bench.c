@@ -10,7 +10,6 @@
  * Usage: guest_vfio_bench   (static; QEMU edu device bound to vfio-pci)
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -26,6 +25,8 @@
 #include <hpmem/init.h>
 #include <hpmem/memseg.h>
 #include <hpmem/vfio.h>
+
+#include "edu.h"
 
 #define REPS		5
 #define MAP_MIB		1024
@@ -43,49 +44,6 @@ static int cmp_u64(const void *a, const void *b)
 	const uint64_t *x = a, *y = b;
 
 	return (*x > *y) - (*x < *y);
-}
-
-/* Reads a small sysfs file into @buf; 0 or -errno. */
-static int read_str(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -errno;
-	if (!fgets(buf, (int)len, f))
-		buf[0] = 0;
-	fclose(f);
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
-/* The first PCI device that is QEMU's edu (1234:11e8). */
-static int find_edu(char *bdf, size_t len)
-{
-	DIR *d = opendir("/sys/bus/pci/devices");
-	struct dirent *e;
-	char path[300], v[16], dev[16];
-	int ret = -ENODEV;
-
-	if (!d)
-		return -ENODEV;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", e->d_name);
-		if (read_str(path, v, sizeof(v)))
-			continue;
-		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", e->d_name);
-		if (read_str(path, dev, sizeof(dev)))
-			continue;
-		if (!strcmp(v, "0x1234") && !strcmp(dev, "0x11e8")) {
-			snprintf(bdf, len, "%s", e->d_name);
-			ret = 0;
-			break;
-		}
-	}
-	closedir(d);
-	return ret;
 }
 
 static int group_of(const char *bdf)
@@ -208,7 +166,7 @@ int main(void)
 	char bdf[64], opts[160];
 	int gid, gfd = -1, cfd, node, ret;
 
-	if (find_edu(bdf, sizeof(bdf)) || (gid = group_of(bdf)) < 0 ||
+	if (edu_find(bdf, sizeof(bdf), NULL) || (gid = group_of(bdf)) < 0 ||
 	    access("/dev/vfio/vfio", F_OK)) {
 		printf("# vfio-map row skipped: no edu device in an IOMMU group with VFIO\n");
 		return 0;
