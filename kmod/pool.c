@@ -182,6 +182,7 @@ int hpmem_pool_resize(unsigned int node, u64 target, u64 *total)
 		return -ENODEV;
 
 	mutex_lock(&hpmem_resize_lock);
+relock:
 	mutex_lock(&hpmem_lock);
 	if (target > pool->total) {
 		if (target - pool->total > max_pages - hpmem_held) {
@@ -207,9 +208,15 @@ int hpmem_pool_resize(unsigned int node, u64 target, u64 *total)
 	} else if (target < pool->total) {
 		nr = pool->total - target;
 		/* Dirty pages go back unzeroed, as any freed page does. */
-		if (nr > pool->nr_free + pool->nr_dirty - pool->nr_zeroing) {
+		if (nr > pool->nr_free + pool->nr_dirty) {
 			ret = -EBUSY;
 			goto out_unlock;
+		}
+		/* Some are in the zeroing work's hands: they will be free. */
+		if (nr > pool->nr_free + pool->nr_dirty - pool->nr_zeroing) {
+			mutex_unlock(&hpmem_lock);
+			hpmem_pool_wait_zeroing(pool);
+			goto relock;
 		}
 		/* Dirty pages first, then the highest; grows take the lowest. */
 		for (i = 0; i < nr; i++) {
