@@ -1816,12 +1816,13 @@ static __hpm_cold void heap_recover(struct hpm_heap *h, uint64_t dead)
 	if (!ret)
 		ret = validate_locked(h);
 	if (ret) {
-		/* Hand out nothing rather than memory we cannot vouch for. */
+		/* Hand out nothing we cannot vouch for. */
 		h->fl_bitmap = 0;
 		memset(h->sl_bitmap, 0, sizeof(h->sl_bitmap));
 		memset(h->free_list, 0, sizeof(h->free_list));
+		h->free_bytes = h->free_count = 0;
 		hpm_log(HPM_LOG_ERR, "heap %d: owner pid %d died holding the lock; "
-			"rebuild failed, the heap allocates nothing more", h->socket,
+			"rebuild failed, free lists emptied", h->socket,
 			(int)(dead >> 32));
 		return;
 	}
