@@ -45,6 +45,7 @@ struct extmap {
 
 struct vcontainer {
 	bool used;
+	pid_t pid;		/* the process that tracks it (see vfio_enter()) */
 	bool owned;		/* created by the library: it closes it */
 	bool iommu_set;		/* a group is bound and the type is set */
 	bool mem_mapped;	/* the library's memory is mapped in it */
@@ -98,6 +99,7 @@ static struct vcontainer *cont_track(int fd, bool owned, uint32_t type)
 			continue;
 		memset(c, 0, sizeof(*c));
 		c->used = true;
+		c->pid = getpid();
 		c->fd = fd;
 		c->owned = owned;
 		c->type = type;
@@ -113,6 +115,29 @@ static void cont_forget(struct vcontainer *c)
 	if (default_idx >= 0 && c == &conts[default_idx])
 		default_idx = -1;
 	memset(c, 0, sizeof(*c));
+}
+
+/*
+ * Takes the lock, first forgetting containers a forked child inherited.
+ * Their fds still reach the parent's containers, and type1 lets any holder
+ * unmap: a child's hpm_cleanup() would pull the parent's memory out from
+ * under its devices. The child neither unmaps nor closes them (it may
+ * drive the parent's device through inherited fds); they are the parent's.
+ */
+static void vfio_enter(void)
+{
+	pid_t self = getpid();
+
+	pthread_mutex_lock(&vfio_lock);
+	for (int i = 0; i < HPM_VFIO_MAX_CONTAINERS; i++) {
+		struct vcontainer *c = &conts[i];
+
+		if (!c->used || c->pid == self)
+			continue;
+		if (default_idx == i)
+			default_idx = -1;
+		memset(c, 0, sizeof(*c));
+	}
 }
 
 /* The last group left: type1 released the IOMMU and every mapping with it. */
@@ -404,7 +429,7 @@ static void mem_unmap(struct vcontainer *c)
 
 void hpm_vfio_mem_attach(void)
 {
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	mem_valid = true;
 	for (int i = 0; i < HPM_VFIO_MAX_CONTAINERS; i++)
 		if (conts[i].used && conts[i].iommu_set)
@@ -421,7 +446,7 @@ void hpm_vfio_mem_attach(void)
  */
 void hpm_vfio_mem_detach(void)
 {
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	for (int i = 0; i < HPM_VFIO_MAX_CONTAINERS; i++) {
 		struct vcontainer *c = &conts[i];
 
@@ -492,7 +517,7 @@ __hpm_export int hpm_vfio_container_create(void)
 	struct vcontainer *c;
 	int ret;
 
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	ret = container_new(&c);
 	pthread_mutex_unlock(&vfio_lock);
 	return ret < 0 ? hpm_fail(-ret) : ret;
@@ -502,7 +527,7 @@ __hpm_export int hpm_vfio_default_container(void)
 {
 	int fd;
 
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	fd = default_idx >= 0 ? conts[default_idx].fd : -1;
 	pthread_mutex_unlock(&vfio_lock);
 	return fd;
@@ -515,7 +540,7 @@ __hpm_export int hpm_vfio_container_adopt(int container_fd)
 
 	if (container_fd < 0)
 		return hpm_fail(EINVAL);
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	if (!mem_valid) {
 		hpm_log(HPM_LOG_ERR, "vfio: adopt: call hpm_init() first");
 		ret = -EINVAL;
@@ -557,7 +582,7 @@ __hpm_export int hpm_vfio_container_destroy(int container_fd)
 	struct vcontainer *c;
 	int ret = 0;
 
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	c = cont_find(container_fd);
 	if (!c) {
 		ret = -ENOENT;
@@ -739,7 +764,7 @@ __hpm_export int hpm_vfio_setup_device(const char *bdf, int container_fd, int *d
 	if (ret)
 		return hpm_fail(-ret);
 
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	if (!mem_valid) {
 		hpm_log(HPM_LOG_ERR, "vfio: %s: call hpm_init() first", bdf);
 		ret = -EINVAL;
@@ -822,7 +847,7 @@ __hpm_export int hpm_vfio_release_device(const char *bdf, int container_fd, int 
 	if (dev_link(bdf, "iommu_group", name, sizeof(name)))
 		return hpm_fail(ENODEV);
 	id = (int)strtol(name, &end, 10);
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	c = cont_find(container_fd);
 	g = c ? group_find(c, id) : NULL;
 	if (!g || !g->ndev) {
@@ -874,7 +899,7 @@ __hpm_export int hpm_vfio_container_dma_map(int container_fd, uint64_t vaddr, ui
 
 	if (!ext_args_ok(vaddr, iova, len))
 		return hpm_fail(EINVAL);
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	c = cont_find(container_fd);
 	if (!c || !c->iommu_set) {
 		hpm_log(HPM_LOG_ERR, "vfio: dma_map: container %d %s", container_fd,
@@ -920,7 +945,7 @@ __hpm_export int hpm_vfio_container_dma_unmap(int container_fd, uint64_t vaddr,
 
 	if (!ext_args_ok(vaddr, iova, len))
 		return hpm_fail(EINVAL);
-	pthread_mutex_lock(&vfio_lock);
+	vfio_enter();
 	c = cont_find(container_fd);
 	for (unsigned int i = 0; c && i < c->nr_ext; i++) {
 		struct extmap *e = &c->ext[i];

@@ -170,6 +170,19 @@ static inline uint64_t node_free(int fd, unsigned int node)
 	return ni.free_pages;
 }
 
+/*
+ * The IOVA SEGS reports for a page at @phys: the physical address unless an
+ * IOMMU translates (UAPI DOC: device addresses), where it is unknown, 0.
+ */
+static inline uint64_t expected_iova(int fd, uint64_t phys)
+{
+	struct hpmem_info i;
+
+	if (hp_info(fd, &i) == 0 && i.dma_model == HPMEM_DMA_TRANSLATED)
+		return 0;
+	return phys;
+}
+
 /* Nodes with a pool, from HPMEM_IOC_INFO; 0 on error. */
 static inline uint64_t node_mask(int fd)
 {

@@ -334,16 +334,21 @@ TEST(iova_pa_without_addresses)
 {
 	char name[HPM_NAME_SIZE];
 	struct hpm_init_opts o;
+	int ret;
 
+	/*
+	 * Asked outright: auto says nothing about visibility (behind a
+	 * translating IOMMU it picks va or compact even for root).
+	 */
 	opts_for(&o, name, "pa");
-	ASSERT_EQ(0, hpm_init(&o));
-	if (hpm_iova_mode() == HPM_IOVA_PA) {
+	o.iova_mode = HPM_IOVA_PA;
+	ret = hpm_init(&o);
+	if (ret == 0) {
+		EXPECT_EQ(HPM_IOVA_PA, hpm_iova_mode());
 		EXPECT_EQ(0, hpm_cleanup());
 		SKIP(return, "this process sees physical addresses");
 	}
-	EXPECT_EQ(0, hpm_cleanup());
-	o.iova_mode = HPM_IOVA_PA;
-	EXPECT_EQ(-EPERM, hpm_init(&o));
+	EXPECT_EQ(-EPERM, ret);
 	/* Nothing half-made: the name is free again. */
 	o.iova_mode = HPM_IOVA_AUTO;
 	ASSERT_EQ(0, hpm_init(&o));

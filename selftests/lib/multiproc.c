@@ -285,26 +285,31 @@ TEST(address_range_taken_refused)
 	EXPECT_EQ(0, hpm_cleanup());
 }
 
-/* Asks for VA, then PA: exactly one is the primary's mode. */
+/* Asks for every explicit mode: exactly one is the primary's. */
 static int secondary_iova_modes(struct child *c, void *arg)
 {
+	static const enum hpm_iova_mode modes[] = {
+		HPM_IOVA_PA, HPM_IOVA_VA, HPM_IOVA_COMPACT,
+	};
 	struct hpm_init_opts *o = arg;
-	int go, va, pa;
+	int go, ok = 0;
 
 	if (get(c->to[0], &go, sizeof(go)))
 		return 100;
 	o->proc_type = HPM_PROC_SECONDARY;
-	o->iova_mode = HPM_IOVA_VA;
-	va = hpm_init(o);
-	if (!va)
-		hpm_cleanup();
-	o->iova_mode = HPM_IOVA_PA;
-	pa = hpm_init(o);
-	if (!pa)
-		hpm_cleanup();
-	if ((va == 0 && pa == -EINVAL) || (pa == 0 && va == -EINVAL))
-		return 0;
-	return 101;
+	for (size_t i = 0; i < HPM_ARRAY_SIZE(modes); i++) {
+		int ret;
+
+		o->iova_mode = modes[i];
+		ret = hpm_init(o);
+		if (!ret) {
+			ok++;
+			hpm_cleanup();
+		} else if (ret != -EINVAL) {
+			return 101;
+		}
+	}
+	return ok == 1 ? 0 : 102;
 }
 
 TEST(iova_mode_mismatch_refused)
