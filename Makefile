@@ -7,7 +7,7 @@ B	:= $(TOP)/build
 VERSION	:= $(shell cat $(TOP)/VERSION)
 export TOP B VERSION
 
-.PHONY: all lib kmod tools selftests examples test test-host vmtest dmatest demo \
+.PHONY: all lib kmod tools selftests examples test test-host vmtest vmtest-debug dmatest demo \
 	bench bench-smoke install dkms-install deps clean
 
 all: lib tools kmod
@@ -45,6 +45,16 @@ vmtest: kmod tools selftests
 # (sysfs, PA) and behind one (VFIO, auto and PA IOVAs).
 dmatest: kmod selftests
 	selftests/vm/run.sh --config all --run /tests/lib/dma
+
+# The whole guest suite, behind the IOMMU (VFIO paths included), on the
+# debug kernel: KASAN, kmemleak, lockdep, DEBUG_VM and allocation-failure
+# injection. The kernel is built once per machine (about 12 minutes on 2
+# cores) and cached outside the tree; hpmem.ko is rebuilt against it.
+vmtest-debug: tools selftests
+	scripts/deps.sh test
+	+k=$$(scripts/debug-kernel/build.sh) && \
+		$(MAKE) -C kmod debug DEBUG_KDIR=$$k && \
+		HPMEM_DEBUG_KERNEL=$$k selftests/vm/run.sh --kernel debug --config iommu
 
 # Main job: build everything, boot the guest, load the module, run the demo.
 demo:

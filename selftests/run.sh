@@ -246,6 +246,28 @@ if [ $host_only = 0 ]; then
 		nfail=$((nfail + 1))
 	fi
 
+	# The same suite behind the IOMMU on the debug kernel (KASAN, kmemleak,
+	# lockdep, fault injection): one summary. HPMEM_NO_DEBUG_KERNEL=1 skips
+	# it for a quick local run; CI never sets it.
+	if [ "${HPMEM_NO_DEBUG_KERNEL:-0}" = 1 ]; then
+		skip "guest suite on the debug kernel" "HPMEM_NO_DEBUG_KERNEL=1"
+	else
+		echo "# guest tests on the debug kernel"
+		make -C "$TOP" --no-print-directory B="$B" vmtest-debug 2>&1 |
+			tee "$logdir/vm-debug.log"
+		vm_rc=${PIPESTATUS[0]}
+		got=0 dfail=0
+		while read -r p f s; do
+			npass=$((npass + p)) nfail=$((nfail + f)) nskip=$((nskip + s))
+			got=$((got + 1)) dfail=$f
+		done < <(sed -n 's/^# vm debug[^ ]* ([^)]*): \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' \
+			"$logdir/vm-debug.log")
+		if [ "$got" != 1 ] || { [ "$vm_rc" != 0 ] && [ "$dfail" = 0 ]; }; then
+			echo "not ok - guest suite on the debug kernel (exit $vm_rc, $got of 1 summary)"
+			nfail=$((nfail + 1))
+		fi
+	fi
+
 	# The module as users install it: dkms add/build for every kernel with
 	# headers, then removed again (needs root, writes /usr/src, /var/lib/dkms).
 	if [ "$(id -u)" != 0 ] || ! command -v dkms >/dev/null ||

@@ -5,12 +5,15 @@
 # selftests; judge the console output (TAP, kernel log markers). Exits
 # non-zero on any failure.
 #
-# Usage: selftests/vm/run.sh [--kernel 6.1|6.12|all] [--iommu|--config C]
+# Usage: selftests/vm/run.sh [--kernel 6.1|6.12|all|debug] [--iommu|--config C]
 #            [--demo] [--run 'CMD'] [--extra DIR] [--timeout SEC]
 #            [--modparams 'pages=64,64']
 # Configurations (C): plain (pc machine, no IOMMU: the default for tests),
 # iommu (q35 + intel-iommu, edu bound to vfio-pci: the default for --demo),
 # all (both, one boot each per kernel; what make test runs).
+# --kernel debug boots the KASAN/kmemleak/lockdep 6.1 that
+# scripts/debug-kernel/build.sh built (make vmtest-debug), with its
+# hpmem.ko from $B/kmod/debug; its drivers are built in.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,6 +31,8 @@ prog_timeout=${HPMEM_VM_PROG_TIMEOUT:-300}
 # page allocator (tested), not only at the cap.
 modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=1024}
 mem_per_node=${HPMEM_VM_NODE_MEM:-1G}
+# QEMU wants the nodes to add up to the RAM size exactly.
+ram=$(( ${mem_per_node%G} * 2 ))G
 
 usage() {
 	sed -n '8,13p' "$0" | sed 's/^# //' >&2
@@ -52,7 +57,7 @@ done
 
 case "$kernels" in
 all)		series="6.1 6.12" ;;
-6.1|6.12)	series=$kernels ;;
+6.1|6.12|debug)	series=$kernels ;;
 *)		usage ;;
 esac
 
@@ -79,6 +84,11 @@ busybox=/bin/busybox
 # against them), e.g. 6.1 -> 6.1.0-56-amd64, 6.12 -> 6.12.117+deb12-amd64.
 find_kver() {
 	local s=$1 k
+	if [ "$s" = debug ]; then
+		[ -f "$B/kmod/debug/hpmem.ko" ] && [ -n "${HPMEM_DEBUG_KERNEL:-}" ] &&
+			[ -f "$HPMEM_DEBUG_KERNEL/bzImage" ] && echo debug
+		return
+	fi
 	for k in $(find /boot -maxdepth 1 -name "vmlinuz-$s.*" |
 		   sed 's|.*/vmlinuz-||' | sort -V -r); do
 		if [ -d "/lib/modules/$k/build" ]; then
@@ -178,10 +188,14 @@ build_initramfs() {
 # Boot one kernel in one configuration; the last line is
 # "# vm SERIES/CONFIG (KVER): N passed, N failed, N skipped".
 boot() {
-	local s=$1 config=$2 kver work log res rc start name
+	local s=$1 config=$2 kver work log res rc start name vmlinuz
 	local -a machine
 	if ! kver=$(find_kver "$s"); then
-		echo "# vm $s: no /boot/vmlinuz-$s.* with headers installed"
+		if [ "$s" = debug ]; then
+			echo "# vm debug: no debug kernel (HPMEM_DEBUG_KERNEL) or no $B/kmod/debug/hpmem.ko: run make vmtest-debug"
+		else
+			echo "# vm $s: no /boot/vmlinuz-$s.* with headers installed"
+		fi
 		echo "# vm $s/$config (none): 0 passed, 1 failed, 0 skipped"
 		return 1
 	fi
@@ -200,15 +214,17 @@ boot() {
 	else
 		machine=(-machine pc)
 	fi
+	vmlinuz=/boot/vmlinuz-$kver
+	[ "$kver" = debug ] && vmlinuz=$HPMEM_DEBUG_KERNEL/bzImage
 	machine+=(-device edu,dma_mask=0xffffffffffffffff)
 	start=$(date +%s)
 	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg "${machine[@]}" \
-		-m 2G -smp 2,sockets=2,cores=1,threads=1 \
+		-m "$ram" -smp 2,sockets=2,cores=1,threads=1 \
 		-object memory-backend-ram,id=m0,size="$mem_per_node" \
 		-object memory-backend-ram,id=m1,size="$mem_per_node" \
 		-numa node,nodeid=0,cpus=0,memdev=m0 \
 		-numa node,nodeid=1,cpus=1,memdev=m1 \
-		-kernel "/boot/vmlinuz-$kver" -initrd "$work/initramfs.cpio" \
+		-kernel "$vmlinuz" -initrd "$work/initramfs.cpio" \
 		-append "console=ttyS0 loglevel=4 panic=-1 mitigations=off rdinit=/init" \
 		-nographic -no-reboot </dev/null 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
