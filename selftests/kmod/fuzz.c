@@ -964,7 +964,34 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 		EXPECT_EQ(0, wait_child(pids[i])) TH_LOG("worker %d", i);
 	}
 
-	/* Nobody holds a file now: persistent regions must go on request. */
+	/*
+	 * Nobody holds a file now: persistent regions must go on request.
+	 * The shared name table is bounded, and random names are not in it:
+	 * REGION_LIST finds every fuzz- region left, of either uid.
+	 */
+	for (uint64_t cursor = 0;;) {
+		struct hpmem_region_entry ents[32];
+		struct hpmem_region_list l = {
+			.argsz = sizeof(l), .nr_entries = 32,
+			.entry_size = sizeof(ents[0]), .cursor = cursor,
+			.entries = (uintptr_t)ents,
+		};
+
+		ASSERT_EQ(0, xioctl(self->fd, HPMEM_IOC_REGION_LIST, &l));
+		if (!l.nr_entries)
+			break;
+		for (uint32_t e = 0; e < l.nr_entries; e++) {
+			int rc;
+
+			if (strncmp(ents[e].name, "fuzz-", 5) ||
+			    !(ents[e].flags & HPMEM_REGION_PERSISTENT))
+				continue;
+			rc = by_name(self->fd, HPMEM_IOC_REGION_DESTROY, ents[e].name,
+				     ents[e].uid);
+			EXPECT_TRUE(rc == 0 || rc == -ENOENT) TH_LOG("destroy: %d", rc);
+		}
+		cursor = l.cursor;
+	}
 	for (int i = 0; i < sh->nnames && i < MAX_NAMES; i++) {
 		if (!(sh->names[i].flags & HPMEM_REGION_PERSISTENT))
 			continue;
