@@ -297,5 +297,13 @@ if [ $host_only = 0 ]; then
 	fi
 fi
 
+# docs/RELIABILITY.md's figures come from these logs: always in the log
+# directory, and into the doc itself with HPMEM_RELIABILITY_DOC=FILE.
+if [ $host_only = 0 ]; then
+	"$TOP/scripts/reliability.sh" >"$logdir/reliability.md"
+	[ -n "${HPMEM_RELIABILITY_DOC:-}" ] &&
+		"$TOP/scripts/reliability.sh" --doc "$HPMEM_RELIABILITY_DOC"
+fi
+
 echo "$npass passed, $nfail failed, $nskip skipped"
 [ "$nfail" = 0 ]
