@@ -146,8 +146,10 @@ static int pick_pinnable(struct hpm_be *be, const struct kmod_info *ki, uint32_t
 	}
 	*flags |= HPMEM_REGION_PINNABLE;
 	be->pinnable = true;
-	hpm_log(HPM_LOG_INFO, "kmod: region '%s' pinnable (4 KiB PTEs) for VFIO: %s",
-		be->name, asked ? "--vfio asked" : "the IOMMU translates DMA");
+	/* The TLB cost is real (docs/IOVA.md): say where 2 MiB entries are. */
+	hpm_log(HPM_LOG_INFO, "kmod: region '%s' pinnable (4 KiB PTEs) for VFIO: %s; "
+		"the hugetlbfs backend keeps 2 MiB entries with VFIO", be->name,
+		asked ? "--vfio asked" : "the IOMMU translates DMA");
 	return 0;
 }
 
