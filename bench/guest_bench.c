@@ -149,39 +149,66 @@ static struct sample touch(char *p)
 	return s;
 }
 
-static int touch_hpmem(struct sample *s)
+/*
+ * A region of @pages pages of the node under test, created with @flags and
+ * mapped whole; the pool is sized for it. hpmem_unmap() undoes all of it.
+ */
+static int hpmem_map(uint32_t flags, unsigned int pages, int *fdp, char **out)
 {
-	struct hpmem_region_create rc = { .argsz = sizeof(rc) };
+	struct hpmem_region_create rc = { .argsz = sizeof(rc), .flags = flags };
 	struct hpmem_region_grow g = {
-		.argsz = sizeof(g), .node = (uint32_t)node, .nr_pages = PAGES,
+		.argsz = sizeof(g), .node = (uint32_t)node, .nr_pages = pages,
 	};
-	int fd, err = 0;
+	size_t len = (size_t)pages * HPMEM_PAGE_SIZE;
+	int fd, err;
 	void *p;
 
-	if (pool_resize(PAGES))
+	if (pool_resize(pages))
 		return -ENOMEM;
 	fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		err = -errno;
+		goto out_pool;
+	}
 	snprintf(rc.name, sizeof(rc.name), "gbench-%d", (int)getpid());
 	if (ioctl(fd, HPMEM_IOC_REGION_CREATE, &rc) ||
 	    ioctl(fd, HPMEM_IOC_REGION_GROW, &g)) {
 		err = -errno;
 		goto out;
 	}
-	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		 (off_t)g.offset);
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)g.offset);
 	if (p == MAP_FAILED) {
 		err = -errno;
 		goto out;
 	}
-	*s = touch(p);
-	munmap(p, MAP_LEN);
+	*fdp = fd;
+	*out = p;
+	return 0;
 out:
 	/* a region that is not persistent goes away with its last file */
 	close(fd);
+out_pool:
 	pool_resize(0);
 	return err;
+}
+
+static void hpmem_unmap(int fd, char *p, unsigned int pages)
+{
+	munmap(p, (size_t)pages * HPMEM_PAGE_SIZE);
+	close(fd);
+	pool_resize(0);
+}
+
+static int touch_hpmem(struct sample *s)
+{
+	char *p;
+	int fd, err = hpmem_map(0, PAGES, &fd, &p);
+
+	if (err)
+		return err;
+	*s = touch(p);
+	hpmem_unmap(fd, p, PAGES);
+	return 0;
 }
 
 static int touch_hugetlb(struct sample *s, long base)
@@ -280,39 +307,14 @@ static struct sample chase(char *p, size_t len)
 
 static int chase_hpmem(struct sample *s, uint32_t flags)
 {
-	struct hpmem_region_create rc = { .argsz = sizeof(rc), .flags = flags };
-	struct hpmem_region_grow g = {
-		.argsz = sizeof(g), .node = (uint32_t)node, .nr_pages = RA_PAGES,
-	};
-	int fd, err = 0;
-	void *p;
+	char *p;
+	int fd, err = hpmem_map(flags, RA_PAGES, &fd, &p);
 
-	if (pool_resize(RA_PAGES))
-		return -ENOMEM;
-	fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		err = -errno;
-		goto out_pool;
-	}
-	snprintf(rc.name, sizeof(rc.name), "gbench-ra-%d", (int)getpid());
-	if (ioctl(fd, HPMEM_IOC_REGION_CREATE, &rc) ||
-	    ioctl(fd, HPMEM_IOC_REGION_GROW, &g)) {
-		err = -errno;
-		goto out;
-	}
-	p = mmap(NULL, RA_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		 (off_t)g.offset);
-	if (p == MAP_FAILED) {
-		err = -errno;
-		goto out;
-	}
+	if (err)
+		return err;
 	*s = chase(p, RA_LEN);
-	munmap(p, RA_LEN);
-out:
-	close(fd);
-out_pool:
-	pool_resize(0);
-	return err;
+	hpmem_unmap(fd, p, RA_PAGES);
+	return 0;
 }
 
 static int chase_hugetlb(struct sample *s, long base)

@@ -306,6 +306,26 @@ void hpmem_pool_give(struct list_head *list)
 }
 
 /*
+ * Takes a dead region's pages out of use, onto their pools' busy list
+ * (still referenced outside hpmem) or dirty list (to be zeroed).
+ */
+static void hpmem_pool_park(struct list_head *list, bool busy)
+{
+	struct hpmem_pool *pool;
+	struct page *page, *tmp;
+
+	list_for_each_entry_safe(page, tmp, list, lru) {
+		pool = hpmem_pools[page_to_nid(page)];
+		list_move_tail(&page->lru, busy ? &pool->busy : &pool->dirty);
+		if (busy)
+			pool->nr_busy++;
+		else
+			pool->nr_dirty++;
+		pool->inuse--;
+	}
+}
+
+/*
  * Returns pages of a dead region that nothing else references, not zeroed
  * yet, to their pools' dirty lists: the zeroing work, or a grow that needs
  * them first, zeroes them before anyone sees them. They count as free for
@@ -313,18 +333,10 @@ void hpmem_pool_give(struct list_head *list)
  */
 void hpmem_pool_give_dirty(struct list_head *list)
 {
-	struct hpmem_pool *pool;
-	struct page *page, *tmp;
-
 	lockdep_assert_held(&hpmem_lock);
 	if (list_empty(list))
 		return;
-	list_for_each_entry_safe(page, tmp, list, lru) {
-		pool = hpmem_pools[page_to_nid(page)];
-		list_move_tail(&page->lru, &pool->dirty);
-		pool->nr_dirty++;
-		pool->inuse--;
-	}
+	hpmem_pool_park(list, false);
 	queue_work(system_unbound_wq, &hpmem_zero_work);
 }
 
@@ -383,18 +395,10 @@ static void hpmem_zero_work_fn(struct work_struct *work)
  */
 void hpmem_pool_give_busy(struct list_head *list)
 {
-	struct hpmem_pool *pool;
-	struct page *page, *tmp;
-
 	lockdep_assert_held(&hpmem_lock);
 	if (list_empty(list))
 		return;
-	list_for_each_entry_safe(page, tmp, list, lru) {
-		pool = hpmem_pools[page_to_nid(page)];
-		list_move_tail(&page->lru, &pool->busy);
-		pool->nr_busy++;
-		pool->inuse--;
-	}
+	hpmem_pool_park(list, true);
 	/* New busy pages: poll soon again, even if backed off. */
 	hpmem_busy_delay = HPMEM_BUSY_POLL_MIN;
 	mod_delayed_work(system_unbound_wq, &hpmem_busy_work,

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
@@ -272,6 +273,39 @@ static inline int wait_child(pid_t pid)
 static inline void *map_region(int fd, size_t len, off_t off)
 {
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+}
+
+/* Module unload, refused (-EAGAIN/-EBUSY) while anything uses it. */
+static inline int hp_rmmod(void)
+{
+	return syscall(SYS_delete_module, "hpmem", O_NONBLOCK) ? -errno : 0;
+}
+
+/* -EWOULDBLOCK (== -EAGAIN) is what the kernel says for a module in use. */
+static inline int hp_rmmod_refused(int rc)
+{
+	return rc == -EAGAIN || rc == -EBUSY;
+}
+
+/*
+ * Loads $HPMEM_KO (as the guest's init does) with @params, NULL meaning
+ * $HPMEM_KO_PARAMS, and waits for devtmpfs to create the device node.
+ */
+static inline int hp_insmod(const char *params)
+{
+	const char *ko = getenv("HPMEM_KO");
+	int fd, rc;
+
+	if (!params)
+		params = getenv("HPMEM_KO_PARAMS") ?: "";
+	fd = ko ? open(ko, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0)
+		return ko ? -errno : -ENOENT;
+	rc = syscall(SYS_finit_module, fd, params, 0) ? -errno : 0;
+	close(fd);
+	for (int i = 0; !rc && i < 50 && access(HPMEM_DEVICE_PATH, F_OK); i++)
+		usleep(100000);
+	return rc;
 }
 
 #endif /* HPMEM_TEST_H */

@@ -6,33 +6,6 @@
 #include <sys/uio.h>
 #include "hpmem_test.h"
 
-static int rmmod(void)
-{
-	return syscall(SYS_delete_module, "hpmem", O_NONBLOCK) ? -errno : 0;
-}
-
-static int insmod(void)
-{
-	const char *ko = getenv("HPMEM_KO"), *params = getenv("HPMEM_KO_PARAMS");
-	int fd, rc;
-
-	fd = open(ko, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = syscall(SYS_finit_module, fd, params ? params : "", 0) ? -errno : 0;
-	close(fd);
-	/* devtmpfs creates the node asynchronously to us */
-	for (int i = 0; !rc && i < 50 && access(HPMEM_DEVICE_PATH, F_OK); i++)
-		usleep(100000);
-	return rc;
-}
-
-static int refused(int rc)
-{
-	/* the kernel says EWOULDBLOCK (== EAGAIN) for a module in use */
-	return rc == -EAGAIN || rc == -EBUSY;
-}
-
 TEST(rmmod_refused_while_open_or_mapped)
 {
 	char name[HPMEM_NAME_MAX];
@@ -44,7 +17,7 @@ TEST(rmmod_refused_while_open_or_mapped)
 	OPEN_DEV(fd);
 
 	/* an open file holds the module */
-	EXPECT_TRUE(refused(rmmod()));
+	EXPECT_TRUE(hp_rmmod_refused(hp_rmmod()));
 	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "rmmod"), 0));
 	ASSERT_EQ(0, hp_grow(fd, 0, 2, NULL));
 	p = map_region(fd, 2 * PG, 0);
@@ -52,16 +25,16 @@ TEST(rmmod_refused_while_open_or_mapped)
 	p[0] = 1;
 	close(fd);
 	/* a mapping alone holds it too */
-	EXPECT_TRUE(refused(rmmod()));
+	EXPECT_TRUE(hp_rmmod_refused(hp_rmmod()));
 	EXPECT_EQ(1, p[0]);
 	munmap(p, 2 * PG);
 
 	/* nothing open or mapped: it goes, and so does the device */
-	ASSERT_EQ(0, rmmod());
+	ASSERT_EQ(0, hp_rmmod());
 	EXPECT_NE(0, access(HPMEM_DEVICE_PATH, F_OK));
 	EXPECT_NE(0, access("/sys/module/hpmem", F_OK));
 
-	ASSERT_EQ(0, insmod());
+	ASSERT_EQ(0, hp_insmod(NULL));
 	fd = open(HPMEM_DEVICE_PATH, O_RDWR);
 	ASSERT_LE(0, fd);
 	/* a fresh module: the region is gone */
@@ -83,8 +56,8 @@ TEST(rmmod_with_persistent_region)
 	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "prm"), HPMEM_REGION_PERSISTENT));
 	ASSERT_EQ(0, hp_grow(fd, 1, 2, NULL));
 	close(fd);
-	ASSERT_EQ(0, rmmod());
-	ASSERT_EQ(0, insmod());
+	ASSERT_EQ(0, hp_rmmod());
+	ASSERT_EQ(0, hp_insmod(NULL));
 	fd = open(HPMEM_DEVICE_PATH, O_RDWR);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(-ENOENT, hp_attach(fd, name, NULL));
@@ -126,13 +99,13 @@ TEST(rmmod_with_busy_page)
 	EXPECT_EQ(1, ni.busy_pages);
 	close(fd);
 
-	ASSERT_EQ(0, rmmod());
+	ASSERT_EQ(0, hp_rmmod());
 	ASSERT_EQ(4096, read(pfd[0], buf, sizeof(buf)));
 	EXPECT_EQ(0x33, buf[0]);
 	EXPECT_EQ(0x33, buf[4095]);
 	close(pfd[0]);
 	close(pfd[1]);
-	ASSERT_EQ(0, insmod());
+	ASSERT_EQ(0, hp_insmod(NULL));
 	fd = open(HPMEM_DEVICE_PATH, O_RDWR);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, hp_node_info(fd, 0, &ni));

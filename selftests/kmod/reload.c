@@ -9,32 +9,6 @@
 #define CYCLES		20
 #define MAX_NODES	64
 
-static int rmmod(void)
-{
-	return syscall(SYS_delete_module, "hpmem", O_NONBLOCK) ? -errno : 0;
-}
-
-static int insmod(const char *params)
-{
-	int fd, rc;
-
-	fd = open(getenv("HPMEM_KO"), O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	rc = syscall(SYS_finit_module, fd, params, 0) ? -errno : 0;
-	close(fd);
-	/* devtmpfs creates the node asynchronously to us */
-	for (int i = 0; !rc && i < 50 && access(HPMEM_DEVICE_PATH, F_OK); i++)
-		usleep(100000);
-	return rc;
-}
-
-static int refused(int rc)
-{
-	/* the kernel says EWOULDBLOCK (== EAGAIN) for a module in use */
-	return rc == -EAGAIN || rc == -EBUSY;
-}
-
 /*
  * Pages of each node on the per-CPU free lists, from /proc/zoneinfo: they
  * are free but not in MemFree, and the 2 MiB pages rmmod frees may land
@@ -99,7 +73,7 @@ static int use_once(struct __test_metadata *_metadata, int cycle)
 	fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, fd);
 	/* an open file holds the module */
-	EXPECT_TRUE(refused(rmmod()));
+	EXPECT_TRUE(hp_rmmod_refused(hp_rmmod()));
 	ASSERT_EQ(0, hp_info(fd, &info));
 	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "reload"), flags));
 	for (unsigned int n = 0; n < MAX_NODES; n++) {
@@ -116,7 +90,7 @@ static int use_once(struct __test_metadata *_metadata, int cycle)
 		p[off] = (char)(off / PG + 1);
 	close(fd);
 	/* a mapping alone holds it too */
-	EXPECT_TRUE(refused(rmmod()));
+	EXPECT_TRUE(hp_rmmod_refused(hp_rmmod()));
 	for (size_t off = 0; off < len; off += PG / 2)
 		EXPECT_EQ((char)(off / PG + 1), p[off]);
 	EXPECT_EQ(0, munmap(p, len));
@@ -152,17 +126,17 @@ TEST_F_TIMEOUT(reload, load_use_unload_cycles, 240)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	/* The baseline is the kernel without the module and its pools. */
-	rc = rmmod();
+	rc = hp_rmmod();
 	ASSERT_EQ(0, rc) TH_LOG("first rmmod: %s", strerror(-rc));
 	ASSERT_LT(0, memfree(before));
 
 	for (int i = 0; i < CYCLES; i++) {
-		rc = insmod(params);
+		rc = hp_insmod(params);
 		ASSERT_EQ(0, rc) TH_LOG("cycle %d insmod: %s", i, strerror(-rc));
 		use_once(_metadata, i);
 		if (!_metadata->passed)
 			break;
-		rc = rmmod();
+		rc = hp_rmmod();
 		ASSERT_EQ(0, rc) TH_LOG("cycle %d rmmod: %s", i, strerror(-rc));
 		EXPECT_NE(0, access("/sys/module/hpmem", F_OK));
 		cycles++;
@@ -179,7 +153,7 @@ TEST_F_TIMEOUT(reload, load_use_unload_cycles, 240)
 	}
 	/* Leave the module as the guest's init loaded it. */
 	if (access("/sys/module/hpmem", F_OK))
-		ASSERT_EQ(0, insmod(params));
+		ASSERT_EQ(0, hp_insmod(params));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("# %ld s\n", (long)(t1.tv_sec - t0.tv_sec));
 	EXPECT_EQ(CYCLES, cycles);
