@@ -114,7 +114,8 @@ u64 hpmem_pool_node_mask(void);
 unsigned long hpmem_pool_max_pages(void);
 int hpmem_pool_resize(unsigned int node, u64 target, u64 *total);
 int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
-		    struct list_head *pages, struct list_head *dirty);
+		    struct list_head *pages, struct list_head *dirty,
+		    bool anywhere);
 void hpmem_pool_wait_zeroing(struct hpmem_pool *pool);
 void hpmem_pool_give(struct list_head *pages);
 void hpmem_pool_give_dirty(struct list_head *pages);

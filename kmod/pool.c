@@ -13,6 +13,7 @@
 #include <linux/module.h>
 #include <linux/nodemask.h>
 #include <linux/nospec.h>
+#include <linux/random.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/wait.h>
@@ -248,6 +249,14 @@ out_unlock:
  * @dirty: out, pages that still need zeroing, when too few were zeroed;
  *         the caller zeroes them (without hpmem_lock) before anyone can
  *         see them
+ * @anywhere: take the zeroed pages from a random place in the free list,
+ *            not from its start
+ *
+ * The free list is in pfn order, so pages taken from its start would tell
+ * a caller who may not see addresses the physical order of its pages
+ * across grows (a page per grow: ascending offsets, ascending addresses),
+ * which shuffling within one grow cannot hide. Such a caller gets a run
+ * from a random place: still one cut in the list, not one per page.
  *
  * Caller holds hpmem_lock.
  *
@@ -256,17 +265,25 @@ out_unlock:
  * hpmem_pool_wait_zeroing() and retry.
  */
 int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
-		    struct list_head *list, struct list_head *dirty)
+		    struct list_head *list, struct list_head *dirty,
+		    bool anywhere)
 {
-	unsigned long i, clean = min(nr, pool->nr_free);
+	unsigned long i, skip = 0, clean = min(nr, pool->nr_free);
+	struct list_head *pos = &pool->free;
 
 	lockdep_assert_held(&hpmem_lock);
 	if (nr > pool->nr_free + pool->nr_dirty)
 		return -ENOMEM;
 	if (nr > pool->nr_free + pool->nr_dirty - pool->nr_zeroing)
 		return -EAGAIN;
+	if (anywhere && pool->nr_free > clean)
+		skip = get_random_u32_below(min_t(unsigned long,
+						  pool->nr_free - clean + 1,
+						  U32_MAX));
+	for (i = 0; i < skip; i++)
+		pos = pos->next;
 	for (i = 0; i < clean; i++)
-		list_move_tail(pool->free.next, list);
+		list_move_tail(pos->next, list);
 	for (; i < nr; i++)
 		list_move_tail(pool->dirty.next, dirty);
 	pool->nr_free -= clean;

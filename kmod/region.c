@@ -392,7 +392,7 @@ retry:
 		ret = -ENOSPC;
 		goto out_unlock;
 	}
-	ret = hpmem_pool_take(pool, nr, &pages, &dirty);
+	ret = hpmem_pool_take(pool, nr, &pages, &dirty, !addrs);
 	if (ret == -EAGAIN) {
 		mutex_unlock(&hpmem_lock);
 		hpmem_pool_wait_zeroing(pool);
