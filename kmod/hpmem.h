@@ -44,6 +44,7 @@ extern struct mutex hpmem_lock;
  * @nr_free: pages on @free
  * @nr_dirty: dirty pages, on @dirty or being zeroed by the work
  * @nr_zeroing: of @nr_dirty, those the work is zeroing now (off @dirty)
+ * @zeroed: batches the work has finished, for hpmem_pool_wait_zeroing()
  * @inuse: pages in regions
  * @nr_busy: busy pages, on @busy
  * @mapped: pages of regions that at least one VMA maps
@@ -57,6 +58,7 @@ struct hpmem_pool {
 	unsigned long nr_free;
 	unsigned long nr_dirty;
 	unsigned long nr_zeroing;
+	unsigned long zeroed;
 	unsigned long inuse;
 	unsigned long nr_busy;
 	unsigned long mapped;

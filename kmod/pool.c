@@ -215,7 +215,6 @@ relock:
 		}
 		/* Some are in the zeroing work's hands: they will be free. */
 		if (nr > pool->nr_free + pool->nr_dirty - pool->nr_zeroing) {
-			mutex_unlock(&hpmem_lock);
 			hpmem_pool_wait_zeroing(pool);
 			goto relock;
 		}
@@ -292,10 +291,19 @@ int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
 	return 0;
 }
 
-/* Waits until the zeroing work holds no batch of @pool. No lock held. */
+/*
+ * Waits until the batch of @pool that the zeroing work holds now is back on
+ * the free list. Not until the work holds no batch: it takes the next one
+ * at once, before a waiter woken by the last runs, so that would wait for
+ * the whole dirty list. Called with hpmem_lock, which it drops.
+ */
 void hpmem_pool_wait_zeroing(struct hpmem_pool *pool)
 {
-	wait_event(hpmem_zero_wq, !READ_ONCE(pool->nr_zeroing));
+	unsigned long zeroed = pool->zeroed;
+
+	lockdep_assert_held(&hpmem_lock);
+	mutex_unlock(&hpmem_lock);
+	wait_event(hpmem_zero_wq, READ_ONCE(pool->zeroed) != zeroed);
 }
 
 /*
@@ -396,6 +404,7 @@ static void hpmem_zero_work_fn(struct work_struct *work)
 		pool->nr_free += n;
 		pool->nr_dirty -= n;
 		pool->nr_zeroing = 0;
+		WRITE_ONCE(pool->zeroed, pool->zeroed + 1);
 		mutex_unlock(&hpmem_lock);
 		wake_up_all(&hpmem_zero_wq);
 	}

@@ -394,7 +394,6 @@ retry:
 	}
 	ret = hpmem_pool_take(pool, nr, &pages, &dirty, !addrs);
 	if (ret == -EAGAIN) {
-		mutex_unlock(&hpmem_lock);
 		hpmem_pool_wait_zeroing(pool);
 		goto retry;
 	}
