@@ -299,6 +299,9 @@ TEST(rlimit_memlock_kept_while_busy)
 		CHILD_CHECK(close(fds[0]) == 0);
 		/* the region is gone, its pages are busy and still charged */
 		CHILD_CHECK(hp_node_info(fds[1], 0, &ni) == 0);
+		if (ni.busy_pages != 2)
+			fprintf(stderr, "# busy_pages %llu\n",
+				(unsigned long long)ni.busy_pages);
 		CHILD_CHECK(ni.busy_pages == 2);
 		CHILD_CHECK(hp_create(fds[1], UNIQUE_NAME(name, "bsy"), 0) == 0);
 		CHILD_CHECK(hp_grow(fds[1], 0, 1, NULL) == -ENOMEM);
