@@ -20,9 +20,12 @@ prog() {
 		tr -d '\r'
 }
 
-# Lines that report a kernel problem in a console log's dmesg dump.
+# Lines that report a kernel problem in a console log's dmesg dump (the
+# tests' own TAP lines name some of these words: not counted).
 reports() {
-	tr -d '\r' <"$1" | grep -acE 'BUG: KASAN|WARNING:|possible circular locking|possible recursive locking|BUG:|Oops|general protection fault|unreferenced object'
+	tr -d '\r' <"$1" |
+		awk '/^### DMESG BEGIN/ { on = 1; next } /^### DMESG END/ { on = 0 } on' |
+		grep -acE 'BUG:|WARNING:|possible (circular|recursive) locking|Oops|general protection fault|unreferenced object'
 }
 
 block() {
@@ -54,7 +57,8 @@ block() {
 	for k in "$B"/test-logs/fuzz-*.log; do
 		[ -f "$k" ] || continue
 		case "$k" in *fuzz-build.log) continue ;; esac
-		echo "- libFuzzer target ${k##*/fuzz-}: $(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 inputs in \2 s/p' "$k" | tail -1)."
+		t=${k##*/fuzz-}
+		echo "- libFuzzer target ${t%.log}: $(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1 inputs in \2 s/p' "$k" | tail -1)."
 	done
 	for k in tsan-anon san-anon host-anon; do
 		[ -f "$B/test-logs/$k.log" ] || continue
