@@ -136,13 +136,13 @@ static void bind_node(void *p, size_t len)
 }
 
 /* Write one byte per 4 KiB, as a user filling the buffer would fault. */
-static struct sample touch(char *p)
+static struct sample touch(char *p, size_t len)
 {
 	struct sample s;
 	long f0 = minflt();
 	uint64_t t0 = now_ns();
 
-	for (size_t off = 0; off < MAP_LEN; off += TOUCH_STRIDE)
+	for (size_t off = 0; off < len; off += TOUCH_STRIDE)
 		((volatile char *)p)[off] = 1;
 	s.ns = (double)(now_ns() - t0);
 	s.faults = minflt() - f0;
@@ -206,31 +206,42 @@ static int touch_hpmem(struct sample *s)
 
 	if (err)
 		return err;
-	*s = touch(p);
+	*s = touch(p, MAP_LEN);
 	hpmem_unmap(fd, p, PAGES);
 	return 0;
 }
 
-static int touch_hugetlb(struct sample *s, long base)
+/*
+ * @pages hugetlb pages more on the node under test (@base there already),
+ * mapped MAP_HUGETLB and measured by @fn, then given back.
+ */
+static int with_hugetlb(long base, unsigned int pages,
+			struct sample (*fn)(char *p, size_t len), struct sample *s)
 {
-	void *p;
+	size_t len = (size_t)pages * HPMEM_PAGE_SIZE;
 	int err = 0;
+	void *p;
 
-	if (hugetlb_set(base + PAGES) || hugetlb_get() != base + PAGES) {
+	if (hugetlb_set(base + pages) || hugetlb_get() != base + pages) {
 		hugetlb_set(base);
 		return -ENOMEM;
 	}
-	p = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	if (p == MAP_FAILED) {
 		err = -errno;
 	} else {
-		bind_node(p, MAP_LEN);
-		*s = touch(p);
-		munmap(p, MAP_LEN);
+		bind_node(p, len);
+		*s = fn(p, len);
+		munmap(p, len);
 	}
 	hugetlb_set(base);
 	return err;
+}
+
+static int touch_hugetlb(struct sample *s, long base)
+{
+	return with_hugetlb(base, PAGES, touch, s);
 }
 
 static int touch_4k(struct sample *s)
@@ -243,7 +254,7 @@ static int touch_4k(struct sample *s)
 	/* ordinary pages: keep THP out of the comparison */
 	madvise(p, MAP_LEN, MADV_NOHUGEPAGE);
 	bind_node(p, MAP_LEN);
-	*s = touch(p);
+	*s = touch(p, MAP_LEN);
 	munmap(p, MAP_LEN);
 	return 0;
 }
@@ -319,24 +330,7 @@ static int chase_hpmem(struct sample *s, uint32_t flags)
 
 static int chase_hugetlb(struct sample *s, long base)
 {
-	int err = 0;
-	void *p;
-
-	if (hugetlb_set(base + RA_PAGES) || hugetlb_get() != base + RA_PAGES) {
-		hugetlb_set(base);
-		return -ENOMEM;
-	}
-	p = mmap(NULL, RA_LEN, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-	if (p == MAP_FAILED) {
-		err = -errno;
-	} else {
-		bind_node(p, RA_LEN);
-		*s = chase(p, RA_LEN);
-		munmap(p, RA_LEN);
-	}
-	hugetlb_set(base);
-	return err;
+	return with_hugetlb(base, RA_PAGES, chase, s);
 }
 
 /* The random-access rows; skipped (with a reason) when memory is short. */
