@@ -92,6 +92,18 @@ static int settle(const struct pool_state *want, struct pool_state *now)
 	return -ETIMEDOUT;
 }
 
+/* settle(), saying where node 0 ended up, @when. */
+static int settle_said(const char *when, const struct pool_state *want,
+		       struct pool_state *now)
+{
+	int ret = settle(want, now);
+
+	ksft_print_msg("%s: node 0 free %llu (before %llu), busy %llu\n", when,
+		       (unsigned long long)now->free, (unsigned long long)want->free,
+		       (unsigned long long)now->busy);
+	return ret;
+}
+
 /* Moves every fd whose target starts with one of @kinds above HIGH_FD. */
 static void raise_fds(const char *const *kinds)
 {
@@ -288,11 +300,7 @@ TEST_F(kill, pinned_pages_never_reused)
 
 	if (variant->order != VFIO_OUTLIVES) {
 		/* Mapping, hpmem file, container: all gone with the process. */
-		ret = settle(&self->before, &now);
-		ksft_print_msg("node 0: free %llu (before %llu), busy %llu\n",
-			       (unsigned long long)now.free,
-			       (unsigned long long)self->before.free,
-			       (unsigned long long)now.busy);
+		ret = settle_said("after the kill", &self->before, &now);
 		EXPECT_EQ(0, ret);
 		EXPECT_EQ(self->before.total, now.total);
 		EXPECT_EQ(0, pattern_in_free_pages(r.pattern));
@@ -314,11 +322,7 @@ TEST_F(kill, pinned_pages_never_reused)
 	EXPECT_EQ(0, pattern_in_free_pages(r.pattern));
 
 	close(dev);
-	ret = settle(&self->before, &now);
-	ksft_print_msg("after the container: free %llu (before %llu), busy %llu\n",
-		       (unsigned long long)now.free,
-		       (unsigned long long)self->before.free,
-		       (unsigned long long)now.busy);
+	ret = settle_said("after the container", &self->before, &now);
 	EXPECT_EQ(0, ret);
 	EXPECT_EQ(0, pattern_in_free_pages(r.pattern));
 }
