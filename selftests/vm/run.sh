@@ -124,7 +124,7 @@ VFIO_KMODS="drivers/vfio/vfio drivers/vfio/vfio_iommu_type1
 build_initramfs() {
 	local kver=$1 work=$2 config=$3 root=$2/root f
 	rm -rf "$root"
-	mkdir -p "$root"/{bin,sbin,etc,lib,proc,sys,dev,tmp,mnt,root,tests/kmod,tests/lib}
+	mkdir -p "$root"/{bin,sbin,etc,lib,proc,sys,dev,tmp,mnt,root,tests/kmod,tests/lib,tests/tools,lib/test}
 	cp "$busybox" "$root/bin/busybox"
 	ln -s busybox "$root/bin/sh"
 	cp "$here/init" "$root/init"
@@ -154,6 +154,14 @@ build_initramfs() {
 	done
 	for f in "$B"/selftests/guest/lib/*; do
 		[ -x "$f" ] && cp "$f" "$root/tests/lib/"
+	done
+	for f in "$B"/selftests/guest/tools/*; do
+		[ -x "$f" ] && cp "$f" "$root/tests/tools/"
+	done
+	# Test-only modules built for this kernel (selftests that need a
+	# kernel-side actor, e.g. one that holds page references as KVM does).
+	for f in "$B/selftests/guest/kmod-$kver"/*.ko; do
+		[ -f "$f" ] && cp "$f" "$root/lib/test/"
 	done
 	if [ -n "$extra" ]; then
 		mkdir -p "$root/extra"
