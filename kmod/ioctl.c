@@ -75,11 +75,13 @@ static inline void hpmem_check_abi(void)
 	HPMEM_CHECK_FIELD(hpmem_region_destroy, name, 8);
 	HPMEM_CHECK_FIELD(hpmem_region_destroy, uid, 40);
 
-	BUILD_BUG_ON(sizeof(struct hpmem_region_entry) != 64);
+	BUILD_BUG_ON(sizeof(struct hpmem_region_entry) != 72);
 	HPMEM_CHECK_FIELD(hpmem_region_entry, flags, 32);
 	HPMEM_CHECK_FIELD(hpmem_region_entry, uid, 36);
 	HPMEM_CHECK_FIELD(hpmem_region_entry, id, 48);
-	HPMEM_CHECK_FIELD(hpmem_region_entry, node_pages, 64);
+	HPMEM_CHECK_FIELD(hpmem_region_entry, nr_pages, 56);
+	HPMEM_CHECK_FIELD(hpmem_region_entry, dma_pinned, 64);
+	HPMEM_CHECK_FIELD(hpmem_region_entry, node_pages, 72);
 
 	BUILD_BUG_ON(sizeof(struct hpmem_region_list) != 32);
 	HPMEM_CHECK_FIELD(hpmem_region_list, nr_entries, 8);
@@ -109,7 +111,8 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 	info->features = HPMEM_FEAT_PERSISTENT | HPMEM_FEAT_PINNABLE |
 			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES |
 			 HPMEM_FEAT_UID_NAMES | HPMEM_FEAT_REGION_LIST |
-			 HPMEM_FEAT_DIRTY_PAGES;
+			 HPMEM_FEAT_DIRTY_PAGES | HPMEM_FEAT_LIST_DMA_PINNED |
+			 HPMEM_FEAT_LIST_OWN;
 	if (HPMEM_HAVE_PMD_MAP)
 		info->features |= HPMEM_FEAT_PMD_MAP;
 	info->nr_node_ids = nr_node_ids;
@@ -240,8 +243,6 @@ static int hpmem_cmd_region_list(struct file *file, void *arg)
 	if (rl->flags || rl->entry_size < sizeof(struct hpmem_region_entry) ||
 	    rl->entry_size > PAGE_SIZE || rl->entry_size % sizeof(u64))
 		return -EINVAL;
-	if (!capable(CAP_SYS_ADMIN))
-		return -EPERM;
 	if (!rl->nr_entries)
 		return 0;
 	ret = hpmem_region_list(rl->cursor, rl->entry_size, rl->nr_entries,

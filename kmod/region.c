@@ -629,6 +629,27 @@ ssize_t hpmem_regions_show(char *buf)
 	return len;
 }
 
+/*
+ * Pages of @region that a pin_user_pages() pin holds now (VFIO type1,
+ * io_uring fixed buffers, RDMA). Each page is one compound folio, whose
+ * pin count is exact: a GUP pin of any of its 4 KiB subpages shows.
+ * Caller holds hpmem_lock (the page set cannot change).
+ */
+static unsigned long hpmem_region_dma_pinned(struct hpmem_region *region)
+{
+	unsigned long index, n = 0;
+	struct page *page;
+
+	lockdep_assert_held(&hpmem_lock);
+	xa_for_each(&region->pages, index, page)
+		if (folio_maybe_dma_pinned(page_folio(page)))
+			n++;
+	return n;
+}
+
+/* Regions skipped (other uids') between two chances to reschedule. */
+#define HPMEM_LIST_SKIP_BATCH	1024
+
 /**
  * hpmem_region_list() - a batch of HPMEM_IOC_REGION_LIST entries
  * @cursor: the first id to list
@@ -639,6 +660,9 @@ ssize_t hpmem_regions_show(char *buf)
  * @nr: out, entries filled, at most @want (fewer to bound the buffer)
  * @next: out, the cursor of the next call
  *
+ * A caller without CAP_SYS_ADMIN gets the regions of its euid only. That
+ * selects what is shown, it refuses nothing: not audited.
+ *
  * Return: 0 or -ENOMEM.
  */
 int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
@@ -646,10 +670,12 @@ int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
 {
 	unsigned int nodes = (entry_size - sizeof(struct hpmem_region_entry)) /
 			     sizeof(u64);
+	bool all = ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN);
+	kuid_t euid = current_euid();
 	struct hpmem_region_entry *e;
 	struct hpmem_region *region;
+	unsigned int nid, skipped = 0;
 	unsigned long id;
-	unsigned int nid;
 	u32 n = 0;
 	void *buf;
 
@@ -666,6 +692,20 @@ int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
 	xa_for_each_start(&hpmem_ids, id, region, cursor) {
 		if (n == want)
 			break;
+		if (!all && !uid_eq(region->key.uid, euid)) {
+			*next = (u64)id + 1;
+			/*
+			 * Another uid's regions may be many (root's are not
+			 * capped): let others at the lock now and then. The
+			 * walk resumes after @id, so nothing is listed twice.
+			 */
+			if (++skipped % HPMEM_LIST_SKIP_BATCH == 0) {
+				mutex_unlock(&hpmem_lock);
+				cond_resched();
+				mutex_lock(&hpmem_lock);
+			}
+			continue;
+		}
 		e = buf + (size_t)n * entry_size;
 		memcpy(e->name, region->key.name, sizeof(e->name));
 		e->flags = region->flags;
@@ -674,6 +714,7 @@ int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
 		e->maps = refcount_read(&region->maps) - 1;
 		e->id = id;
 		e->nr_pages = region->nr_pages;
+		e->dma_pinned = hpmem_region_dma_pinned(region);
 		for (nid = 0; nid < nodes && nid < nr_node_ids; nid++)
 			e->node_pages[nid] = region->node_pages[nid];
 		*next = (u64)id + 1;

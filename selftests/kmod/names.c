@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* Region names per uid (no squatting), the per-user region cap, and
- * HPMEM_IOC_REGION_LIST paging through every region. */
+ * HPMEM_IOC_REGION_LIST paging through every region (root) or one's own. */
 #include <stddef.h>
+#include <sys/uio.h>
+#include <linux/io_uring.h>
 #include "hpmem_test.h"
 
 #define PARAM_MAX "/sys/module/hpmem/parameters/max_regions_per_user"
@@ -31,6 +33,34 @@ static int list_page(int fd, uint64_t *cursor, void *buf, uint32_t n,
 		return rc;
 	*cursor = l.cursor;
 	return l.nr_entries;
+}
+
+/*
+ * Walks the whole list as the caller sees it: the entry named @name in
+ * *@found (when not NULL), how many entries there were, and how many of
+ * them belonged to a uid other than @uid; -errno on error.
+ */
+static int list_walk(int fd, const char *name, struct hpmem_region_entry *found,
+		     uint32_t uid, int *foreign)
+{
+	struct hpmem_region_entry e[16];
+	uint64_t cursor = 0;
+	int n, total = 0;
+
+	if (foreign)
+		*foreign = 0;
+	if (found)
+		found->id = 0;
+	while ((n = list_page(fd, &cursor, e, 16, sizeof(e[0]))) > 0) {
+		for (int i = 0; i < n; i++) {
+			if (foreign && e[i].uid != uid)
+				(*foreign)++;
+			if (found && !strcmp(e[i].name, name))
+				*found = e[i];
+		}
+		total += n;
+	}
+	return n < 0 ? n : total;
 }
 
 /* Squatting: another uid holding a name first takes nothing from anyone. */
@@ -280,11 +310,145 @@ TEST(region_list_arguments)
 	if (pid == 0) {
 		uint64_t c = 0;
 
+		/* not EPERM: nobody lists its own regions, here none */
 		CHILD_CHECK(drop_root() == 0);
-		CHILD_CHECK(list_page(fd, &c, e, 2, sizeof(e[0])) == -EPERM);
+		CHILD_CHECK(list_page(fd, &c, e, 2, sizeof(e[0])) == 0);
 		_exit(0);
 	}
 	EXPECT_EQ(0, wait_child(pid));
+	close(fd);
+}
+
+/* Without CAP_SYS_ADMIN, the list is the caller's uid's regions only. */
+TEST(region_list_own_uid)
+{
+	char mine[HPMEM_NAME_MAX], theirs[HPMEM_NAME_MAX];
+	struct hpmem_region_entry e;
+	struct hpmem_info info;
+	int fd, rfd, foreign, pfd[2], go[2];
+	pid_t pid;
+	char c;
+
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_info(fd, &info));
+	ASSERT_TRUE(info.features & HPMEM_FEAT_LIST_OWN);
+	ASSERT_TRUE(info.features & HPMEM_FEAT_LIST_DMA_PINNED);
+	UNIQUE_NAME(mine, "lown");
+	UNIQUE_NAME(theirs, "lown");
+	/* root's: persistent, so that it is listed with no file open */
+	rfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, rfd);
+	ASSERT_EQ(0, hp_create(rfd, theirs, HPMEM_REGION_PERSISTENT));
+	close(rfd);
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ(0, pipe(go));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 4 * PG, 4 * PG };
+		int f = open(HPMEM_DEVICE_PATH, O_RDWR);
+		int n;
+
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(f, mine, 0) == 0);
+		CHILD_CHECK(hp_grow(f, 1, 1, NULL) == 0);
+		n = list_walk(f, mine, &e, NOBODY, &foreign);
+		CHILD_CHECK(n >= 1 && foreign == 0);
+		CHILD_CHECK(e.id && e.uid == NOBODY && e.nr_pages == 1);
+		CHILD_CHECK(e.users == 1 && e.dma_pinned == 0);
+		/* root's region is there, but not for nobody */
+		CHILD_CHECK(list_walk(f, theirs, &e, NOBODY, NULL) == n && !e.id);
+		CHILD_CHECK(write(pfd[1], "x", 1) == 1);
+		CHILD_CHECK(read(go[0], &c, 1) == 1);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(pfd[0], &c, 1));
+	/* root sees both, nobody's with its uid */
+	EXPECT_LE(2, list_walk(fd, mine, &e, 0, &foreign));
+	EXPECT_LE(1, foreign);
+	EXPECT_NE(0, e.id);
+	EXPECT_EQ(NOBODY, e.uid);
+	EXPECT_EQ(1, e.nr_pages);
+	EXPECT_EQ(0, e.dma_pinned);
+	EXPECT_LE(1, list_walk(fd, theirs, &e, 0, NULL));
+	EXPECT_NE(0, e.id);
+	EXPECT_EQ(0, e.uid);
+	ASSERT_EQ(1, write(go[1], "x", 1));
+	EXPECT_EQ(0, wait_child(pid));
+	EXPECT_EQ(0, hp_destroy(fd, theirs));
+	close(fd);
+}
+
+/* The region's @name entry, seen by root; its dma_pinned or -errno. */
+static long list_dma_pinned(int fd, const char *name)
+{
+	struct hpmem_region_entry e;
+	int rc = list_walk(fd, name, &e, 0, NULL);
+
+	if (rc < 0)
+		return rc;
+	return e.id ? (long)e.dma_pinned : -ENOENT;
+}
+
+/*
+ * io_uring's fixed buffers pin with FOLL_PIN | FOLL_LONGTERM, as VFIO
+ * type1 does: the pinned pages of a pinnable region count in dma_pinned
+ * while registered, and stop counting once the ring lets go.
+ */
+TEST(region_list_dma_pinned)
+{
+	struct io_uring_params params;
+	char name[HPMEM_NAME_MAX];
+	struct iovec iov[2];
+	int fd, ring, rc, err;
+	long pinned = -1;
+	char *p;
+
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "lpin"),
+			       HPMEM_REGION_PINNABLE));
+	ASSERT_EQ(0, hp_grow(fd, 0, 3, NULL));
+	p = map_region(fd, 3 * PG, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, list_dma_pinned(fd, name));
+	memset(&params, 0, sizeof(params));
+	ring = syscall(__NR_io_uring_setup, 4, &params);
+	err = errno;
+	if (ring < 0) {
+		munmap(p, 3 * PG);
+		close(fd);
+		SKIP(return, "io_uring_setup: %s", strerror(err));
+	}
+	/* 4 KiB of page 0 and all of page 2: two hpmem pages */
+	iov[0].iov_base = p + 4096;
+	iov[0].iov_len = 4096;
+	iov[1].iov_base = p + 2 * PG;
+	iov[1].iov_len = PG;
+	rc = syscall(__NR_io_uring_register, ring, IORING_REGISTER_BUFFERS,
+		     iov, 2);
+	err = errno;
+	if (rc && err == EOPNOTSUPP) {
+		close(ring);
+		munmap(p, 3 * PG);
+		close(fd);
+		SKIP(return, "io_uring refuses buffers in file mappings here (6.1: shmem and hugetlbfs only)");
+	}
+	ASSERT_EQ(0, rc) TH_LOG("IORING_REGISTER_BUFFERS: %s", strerror(err));
+	EXPECT_EQ(2, list_dma_pinned(fd, name));
+	EXPECT_EQ(0, syscall(__NR_io_uring_register, ring,
+			     IORING_UNREGISTER_BUFFERS, NULL, 0));
+	close(ring);
+	/* the ring may be torn down by a worker: give it a few seconds */
+	for (int i = 0; i < 100; i++) {
+		pinned = list_dma_pinned(fd, name);
+		if (pinned == 0)
+			break;
+		usleep(50000);
+	}
+	EXPECT_EQ(0, pinned);
+	munmap(p, 3 * PG);
 	close(fd);
 }
 

@@ -54,8 +54,8 @@
  * - EALREADY: create or attach on a file that already has a region.
  * - EBUSY: destroy of a region that is still mapped; a pool shrink that
  *   would need pages that are in use.
- * - EPERM: pool resize or region list without CAP_SYS_ADMIN; attach or
- *   destroy naming another uid (HPMEM_NAME_UID) without CAP_SYS_ADMIN.
+ * - EPERM: pool resize without CAP_SYS_ADMIN; attach or destroy naming
+ *   another uid (HPMEM_NAME_UID) without CAP_SYS_ADMIN.
  * - ENOMEM: the pool of the node has too few free pages, the kernel could not
  *   supply a page, the global cap would be exceeded, or RLIMIT_MEMLOCK would
  *   be exceeded (callers without CAP_IPC_LOCK).
@@ -74,7 +74,8 @@
  * as before. A caller with CAP_SYS_ADMIN reaches another uid's regions by
  * setting HPMEM_NAME_UID in the @flags of attach or destroy and the uid
  * (in the caller's user namespace) in @uid; naming one's own uid needs no
- * capability. HPMEM_IOC_REGION_LIST lists every uid's regions.
+ * capability. HPMEM_IOC_REGION_LIST lists every uid's regions to a caller
+ * with CAP_SYS_ADMIN, and only the caller's own uid's to anyone else.
  *
  * Every region counts, until its pages are freed, against the
  * max_regions_per_user module parameter of its creator's uid (default
@@ -106,6 +107,10 @@ enum {
 #define HPMEM_FEAT_UID_NAMES	(1ULL << 5)	/* names per uid, HPMEM_NAME_UID */
 #define HPMEM_FEAT_REGION_LIST	(1ULL << 6)	/* HPMEM_IOC_REGION_LIST */
 #define HPMEM_FEAT_DIRTY_PAGES	(1ULL << 7)	/* NODE_INFO reports @dirty_pages */
+/* REGION_LIST entries carry @dma_pinned (and node_pages[] follows it) */
+#define HPMEM_FEAT_LIST_DMA_PINNED (1ULL << 8)
+/* REGION_LIST without CAP_SYS_ADMIN lists the caller's own regions */
+#define HPMEM_FEAT_LIST_OWN	(1ULL << 9)
 
 /**
  * DOC: device addresses
@@ -396,6 +401,12 @@ struct hpmem_region_destroy {
  * @maps: VMAs mapping it
  * @id: the region's list id (see struct hpmem_region_list)
  * @nr_pages: pages in it
+ * @dma_pinned: of @nr_pages, those that hold a DMA pin now (a
+ *              pin_user_pages() pin: a VFIO type1 mapping, io_uring fixed
+ *              buffers, RDMA; only HPMEM_REGION_PINNABLE regions can be
+ *              pinned). A snapshot: pins come and go without hpmem. Present
+ *              when HPMEM_IOC_INFO reports HPMEM_FEAT_LIST_DMA_PINNED;
+ *              before that, node_pages[] began at this offset
  * @node_pages: pages in it on node 0, 1, ...: as many nodes as the
  *              caller's @entry_size has room for
  */
@@ -407,6 +418,7 @@ struct hpmem_region_entry {
 	__u32 maps;
 	__aligned_u64 id;
 	__aligned_u64 nr_pages;
+	__aligned_u64 dma_pinned;
 	__aligned_u64 node_pages[];
 };
 
@@ -422,13 +434,18 @@ struct hpmem_region_entry {
  *          the next call
  * @entries: in, user pointer to @nr_entries entries of @entry_size bytes
  *
- * Lists every region that has a name (of every uid), in ascending id
- * order. Each region gets an id at creation, unique among live regions.
- * The kernel may fill fewer entries than there is room for; call again
- * with the returned @cursor until @nr_entries comes back 0. A region that
- * exists for the whole walk is listed exactly once, however many regions
- * there are; one created or destroyed meanwhile may or may not be. Needs
- * CAP_SYS_ADMIN: the list shows every user's regions.
+ * Lists regions that have a name, in ascending id order: every uid's to a
+ * caller with CAP_SYS_ADMIN, only those of the caller's effective uid to
+ * anyone else (HPMEM_FEAT_LIST_OWN; before it, EPERM). Each region gets
+ * an id at creation, unique among live regions; ids are handed out in
+ * increasing order and wrap around at 2^32, so a destroyed region's id may
+ * be given to a later one, and one created during a walk may get an id
+ * behind the cursor. The kernel may fill fewer entries than there is room
+ * for; call again with the returned @cursor until @nr_entries comes back
+ * 0. A region that exists for the whole walk is listed exactly once,
+ * however many regions there are; one created or destroyed meanwhile may
+ * or may not be. Use the name and uid, not the id, to tell regions apart
+ * across walks.
  */
 struct hpmem_region_list {
 	__u32 argsz;
