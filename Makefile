@@ -8,7 +8,7 @@ VERSION	:= $(shell cat $(TOP)/VERSION)
 export TOP B VERSION
 
 .PHONY: all lib kmod tools selftests examples test test-host vmtest vmtest-debug dmatest demo \
-	bench bench-smoke install dkms-install deps clean
+	bench bench-smoke install uninstall dkms-install dkms-src deps clean
 
 all: lib tools kmod
 
@@ -70,12 +70,51 @@ bench:
 bench-smoke: lib
 	$(MAKE) -C bench smoke
 
-install: lib tools
+# make install [PREFIX=/usr/local] [DESTDIR=]: the libraries, headers (with
+# <linux/hpmem.h>), hpmem.pc, hpmemctl, every man/*.N page, the udev rule
+# that gives /dev/hpmem to group hpmem, and an example for modprobe.d.
+# Each directory is a variable for packagers (debian/rules sets them).
+# uninstall removes exactly those files, and the directories only hpmem uses.
+PREFIX		?= /usr/local
+MANDIR		?= $(PREFIX)/share/man
+DOCDIR		?= $(PREFIX)/share/doc/hpmem
+# udev reads /usr/local/lib/udev/rules.d as well as /usr/lib/udev/rules.d.
+UDEVRULESDIR	?= $(PREFIX)/lib/udev/rules.d
+export PREFIX
+# man/hpmemctl.8 replaces docs/hpmemctl.8; until it lands, the old one.
+MANPAGES	:= $(wildcard man/*.[0-9]) \
+		   $(if $(wildcard man/hpmemctl.8),,$(wildcard docs/hpmemctl.8))
+MANFILES	:= $(foreach m,$(MANPAGES),\
+		   $(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+
+install:
 	$(MAKE) -C lib install
 	$(MAKE) -C tools install
+	for m in $(MANPAGES); do \
+		install -D -m 644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit; \
+	done
+	install -D -m 644 packaging/60-hpmem.rules $(DESTDIR)$(UDEVRULESDIR)/60-hpmem.rules
+	install -D -m 644 packaging/modprobe.d/hpmem.conf \
+		$(DESTDIR)$(DOCDIR)/examples/modprobe.d/hpmem.conf
+
+uninstall:
+	$(MAKE) -C lib uninstall
+	$(MAKE) -C tools uninstall
+	rm -f $(addprefix $(DESTDIR),$(MANFILES)) $(DESTDIR)$(UDEVRULESDIR)/60-hpmem.rules
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 dkms-install:
 	scripts/dkms-install.sh
+
+# The module's source as DKMS builds it: what Kbuild needs, and dkms.conf
+# with this VERSION. scripts/dkms-install.sh and debian/rules both use it.
+DKMS_SRC	?= /usr/src/hpmem-$(VERSION)
+dkms-src:
+	install -d $(DESTDIR)$(DKMS_SRC)/kmod $(DESTDIR)$(DKMS_SRC)/include/uapi/linux
+	install -m 644 Kbuild VERSION $(DESTDIR)$(DKMS_SRC)/
+	install -m 644 kmod/*.c kmod/*.h $(DESTDIR)$(DKMS_SRC)/kmod/
+	install -m 644 include/uapi/linux/hpmem.h $(DESTDIR)$(DKMS_SRC)/include/uapi/linux/
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf >$(DESTDIR)$(DKMS_SRC)/dkms.conf
 
 deps:
 	scripts/deps.sh all

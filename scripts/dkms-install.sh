@@ -56,11 +56,7 @@ done
 
 # A fresh copy of exactly what the module build needs.
 remove
-mkdir -p "$src/kmod" "$src/include/uapi/linux"
-cp "$top/Kbuild" "$top/VERSION" "$src/"
-cp "$top"/kmod/*.c "$top"/kmod/*.h "$src/kmod/"
-cp "$top/include/uapi/linux/hpmem.h" "$src/include/uapi/linux/"
-sed "s/^PACKAGE_VERSION=.*/PACKAGE_VERSION=\"$version\"/" "$top/dkms.conf" >"$src/dkms.conf"
+make -C "$top" --no-print-directory -s dkms-src DESTDIR= DKMS_SRC="$src"
 
 dkms add -m hpmem -v "$version"
 status=0
@@ -73,6 +69,6 @@ done
 if [ "$action" = check ]; then
 	remove
 elif [ "$action" = install ] && [ $status = 0 ]; then
-	echo "installed: modprobe hpmem pages=64,64  (see docs/hpmem.4)"
+	echo "installed: modprobe hpmem pages=64,64  (see hpmem(4))"
 fi
 exit $status
