@@ -2,13 +2,13 @@
 /*
  * Per-node heap: two-level segregated fit (TLSF) over the region's memory,
  * with boundary tags so that a freed block merges with free neighbours at
- * once. All state lives in shared memory; one spinlock per heap.
+ * once. All state lives in shared memory; one robust lock per heap. The
+ * per-thread caches in front of it, and the alloc and free entry points
+ * whose fast paths they are, live in malloc_tcache.c.
  */
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,74 +18,9 @@
 
 #include "config.h"
 #include "internal.h"
+#include "malloc_elem.h"
 #include "malloc_heap.h"
 #include "memseg.h"
-
-#ifndef HPM_DEBUG
-#define HPM_DEBUG 0
-#endif
-
-/* The fast paths of alloc and free must not call anything. */
-#define __hpm_always_inline	inline __attribute__((always_inline))
-
-/*
- * Every block ("element") starts with a 16-byte header:
- *   prev_size  bytes from the physically previous element's header to ours,
- *              0 for the first element of a run (a boundary tag: it lets a
- *              freed block find its previous neighbour in O(1));
- *   info       bits  0..3   flags (ELEM_F_*)
- *              bits  4..39  size of the whole element in bytes (multiple of 16)
- *              bits 40..43  node of the heap that owns it
- *              bits 44..63  ELEM_MAGIC
- *              and bits 40..63 XORed with bits 4..27 of the element's
- *              address (address << 36), so that stray pointers, and copies
- *              of headers at other addresses, are recognised; checking it
- *              is one shift, one xor and one compare
- * A free element keeps its free-list links in the first 16 payload bytes.
- * Debug builds (HPM_DEBUG=1) add an 8-byte trailer cookie at the end of
- * each live element, checked on free and by validation. Each run ends with
- * a 16-byte busy sentinel so that merging never walks off a run.
- * The payload starts right after the header and is therefore 16-aligned.
- */
-struct hpm_elem {
-	uint64_t prev_size;
-	uint64_t info;
-};
-
-struct hpm_free_links {
-	struct hpm_elem *next;
-	struct hpm_elem *prev;
-};
-
-/*
- * Headers are read without the heap lock by free()'s checks and the thread
- * caches while a neighbour's operation under the lock may update flag bits
- * or prev_size; atomic accesses keep that well defined. Every writer holds
- * the lock or owns the element. Stores are release stores: each header
- * store is then ordered after every store before it (trailer, the other
- * headers), so a process killed between two of them leaves them in program
- * order, which the crash-safe update order below relies on. On x86-64 both
- * are still plain moves; only the compiler is held back.
- */
-static inline uint64_t info_ld(const struct hpm_elem *e)
-{
-	return __atomic_load_n(&e->info, __ATOMIC_RELAXED);
-}
-
-static inline void info_st(struct hpm_elem *e, uint64_t v)
-{
-	__atomic_store_n(&e->info, v, __ATOMIC_RELEASE);
-}
-
-static inline uint64_t prev_ld(const struct hpm_elem *e)
-{
-	return __atomic_load_n(&e->prev_size, __ATOMIC_RELAXED);
-}
-
-static inline void prev_st(struct hpm_elem *e, uint64_t v)
-{
-	__atomic_store_n(&e->prev_size, v, __ATOMIC_RELEASE);
-}
 
 /*
  * Surviving a dead lock holder. The lock (robust_lock.h) is taken over
@@ -120,173 +55,15 @@ static __hpm_cold void heap_crash_step(void)
 			heap_crash_step();				\
 	} while (0)
 
-#define ELEM_HDR		16u
-#define ELEM_ALIGN		16u
-#define ELEM_MIN		32u	/* header + free-list links */
-#define ELEM_F_FREE		(1ull << 0)
-#define ELEM_F_PREV_FREE	(1ull << 1)	/* saves reading the previous header */
-#define ELEM_F_SENTINEL		(1ull << 2)
-#define ELEM_FLAGS		0xfull
-#define ELEM_SIZE_MASK		(((1ull << 40) - 1) & ~ELEM_FLAGS)
-#define ELEM_SOCK_SHIFT		40
-#define ELEM_ADDR_SHIFT		36	/* address bits 4..27 onto bits 40..63 */
-#define ELEM_MAGIC		0xa11c5ull	/* 20 bits, above the node */
-#define ELEM_TAG_MASK		(~0ull << ELEM_SOCK_SHIFT)
-
-#if HPM_DEBUG
-#define ELEM_TRAILER		8u
-#define TRAILER_COOKIE		0x7e11c0de5afeb10cull
-#else
-#define ELEM_TRAILER		0u
-#endif
-
-/* Runs are cut so that no element reaches the 40-bit size field's limit. */
-#define RUN_MAX			(1ull << 39)
-/* Largest request and alignment we even try: keeps all sums below 2^63. */
-#define REQ_MAX			(1ull << 39)
-
-#define SMALL_BLOCK		(1u << (HPM_HEAP_SL_LOG2 + 4))	/* 512 */
-#define FL_SHIFT		(HPM_HEAP_SL_LOG2 + 4)
-
 /*
  * Heaps used while the library is not initialised: unit tests run the heap
- * over plain buffers. Once hpm_init() has mapped a region, the shared
- * config's heaps and node mask are used instead.
+ * over plain buffers (heaps_get()). Once hpm_init() has mapped a region,
+ * the shared config's heaps and node mask are used instead.
  */
-static struct hpm_heap *test_tbl;
-static uint32_t test_mask;
-
-static void heap_epoch_bump(void);
-
-/* The heap array and the nodes that have memory; false when there is none. */
-static inline bool heaps_get(struct hpm_heap **tbl, uint32_t *mask)
-{
-	struct hpm_config *cfg = hpm_cfg;
-
-	if (likely(cfg)) {
-		*tbl = cfg->heaps;
-		*mask = cfg->socket_mask & ((1u << HPM_MAX_NODES) - 1);
-		return true;
-	}
-	*tbl = test_tbl;
-	*mask = test_mask;
-	return test_tbl != NULL;
-}
-
-/* ---- element helpers (all O(1), inlined into the fast paths) ---- */
-
-static inline size_t elem_size(const struct hpm_elem *e)
-{
-	return info_ld(e) & ELEM_SIZE_MASK;
-}
-
-/* Tag bits of element @e's header in heap @h. */
-static inline uint64_t heap_tag(int socket)
-{
-	return (ELEM_MAGIC << 4) | (uint64_t)socket;
-}
-
-/* True iff @info carries tag @tag (heap_tag()) for an element at @e. */
-static inline bool info_tag_is(uint64_t info, const struct hpm_elem *e,
-			       uint64_t tag)
-{
-	return ((info ^ ((uint64_t)(uintptr_t)e << ELEM_ADDR_SHIFT)) >>
-		ELEM_SOCK_SHIFT) == tag;
-}
-
-static inline uint64_t elem_tag(const struct hpm_heap *h, const struct hpm_elem *e)
-{
-	return (heap_tag(h->socket) << ELEM_SOCK_SHIFT) ^
-	       ((uint64_t)(uintptr_t)e << ELEM_ADDR_SHIFT);
-}
-
-static inline bool elem_tag_ok(const struct hpm_heap *h, const struct hpm_elem *e)
-{
-	return (info_ld(e) & ELEM_TAG_MASK) == elem_tag(h, e);
-}
-
-static inline struct hpm_elem *elem_at(uintptr_t a)
-{
-	return (struct hpm_elem *)a;
-}
-
-static inline struct hpm_elem *elem_next(const struct hpm_elem *e)
-{
-	return elem_at((uintptr_t)e + elem_size(e));
-}
-
-static inline struct hpm_free_links *elem_links(struct hpm_elem *e)
-{
-	return (struct hpm_free_links *)(e + 1);
-}
-
-static inline void *elem_data(struct hpm_elem *e)
-{
-	return e + 1;
-}
-
-static inline size_t elem_usable(const struct hpm_elem *e)
-{
-	return elem_size(e) - ELEM_HDR - ELEM_TRAILER;
-}
-
-static inline void elem_set(const struct hpm_heap *h, struct hpm_elem *e,
-			    size_t size, uint64_t flags)
-{
-	info_st(e, elem_tag(h, e) | size | flags);
-}
-
-#if HPM_DEBUG
-static inline uint64_t *elem_trailer(struct hpm_elem *e)
-{
-	return (uint64_t *)((uintptr_t)e + elem_size(e) - ELEM_TRAILER);
-}
-
-static inline void elem_trailer_set(struct hpm_elem *e)
-{
-	*elem_trailer(e) = TRAILER_COOKIE ^ (uintptr_t)e;
-}
-
-/* The trailer for @e once it is @size bytes, written before it is. */
-static inline void elem_trailer_set_n(struct hpm_elem *e, size_t size)
-{
-	*(uint64_t *)((uintptr_t)e + size - ELEM_TRAILER) = TRAILER_COOKIE ^ (uintptr_t)e;
-}
-
-static inline bool elem_trailer_ok(struct hpm_elem *e)
-{
-	return *elem_trailer(e) == (TRAILER_COOKIE ^ (uintptr_t)e);
-}
-#else
-static inline void elem_trailer_set(struct hpm_elem *e) { (void)e; }
-static inline void elem_trailer_set_n(struct hpm_elem *e, size_t size)
-{
-	(void)e;
-	(void)size;
-}
-static inline bool elem_trailer_ok(struct hpm_elem *e) { (void)e; return true; }
-#endif
-
-/*
- * Smallest live element: its payload holds a thread cache's link and
- * cookie (16 bytes), which must not cover a debug trailer.
- */
-#define ELEM_MIN_LIVE		(ELEM_MIN + (ELEM_TRAILER ? 16u : 0u))
-
-/* Element size for a request of @size bytes; @size <= REQ_MAX. */
-static inline size_t elem_need(size_t size)
-{
-	size_t n = HPM_ALIGN_UP(size + ELEM_HDR + ELEM_TRAILER, (size_t)ELEM_ALIGN);
-
-	return n < ELEM_MIN_LIVE ? ELEM_MIN_LIVE : n;
-}
+struct hpm_heap *hpm_heap_test_tbl;
+uint32_t hpm_heap_test_mask;
 
 /* ---- TLSF bin math: no division, one bit scan ---- */
-
-static inline unsigned int fls64(uint64_t x)
-{
-	return 63 - (unsigned int)__builtin_clzll(x);
-}
 
 /* Bin that holds a free block of @s bytes. */
 static inline void mapping_insert(size_t s, unsigned int *fl, unsigned int *sl)
@@ -376,40 +153,6 @@ static inline void free_remove(struct hpm_heap *h, struct hpm_elem *e)
 	}
 	h->free_bytes -= elem_size(e);
 	h->free_count--;
-}
-
-static __hpm_cold void heap_recover(struct hpm_heap *h, uint64_t dead);
-
-/* The heap's lock; repairs the heap first when its holder died. */
-static inline void heap_lock(struct hpm_heap *h)
-{
-	uint64_t dead = hpm_robust_lock(&h->lock);
-
-	if (unlikely(dead))
-		heap_recover(h, dead);
-}
-
-static inline void heap_unlock(struct hpm_heap *h)
-{
-	hpm_robust_unlock(&h->lock);
-}
-
-/*
- * Thread cache bookkeeping inside a cached block (see "per-thread caches"),
- * needed early because every pointer check looks for the cookie.
- */
-#define TC_CLASSES	96
-#define TC_MAX_NEED	(1u << 17)
-#define TC_COOKIE	0x6870632d63616368ull
-
-struct tc_link {
-	struct hpm_elem *next;
-	uint64_t cookie;
-};
-
-static inline struct tc_link *tc_link(struct hpm_elem *e)
-{
-	return (struct tc_link *)(e + 1);
 }
 
 /* ---- carving and merging (heap lock held) ---- */
@@ -505,7 +248,7 @@ static void shrink_live(struct hpm_heap *h, struct hpm_elem *e, size_t need)
 }
 
 /* Free live element @e, merging with free neighbours. */
-static void release(struct hpm_heap *h, struct hpm_elem *e)
+void hpm_heap_release(struct hpm_heap *h, struct hpm_elem *e)
 {
 	size_t size = elem_size(e);
 	struct hpm_elem *next = elem_at((uintptr_t)e + size);
@@ -541,7 +284,7 @@ static void release(struct hpm_heap *h, struct hpm_elem *e)
 	free_insert(h, start);
 }
 
-/* ---- finding a heap and checking pointers ---- */
+/* ---- the heap table and checking pointers ---- */
 
 void hpm_heap_set_table(struct hpm_heap *heaps)
 {
@@ -557,9 +300,9 @@ void hpm_heap_set_table(struct hpm_heap *heaps)
 	for (int i = 0; heaps && i < HPM_MAX_NODES; i++)
 		if (heaps[i].magic == HPM_HEAP_MAGIC && heaps[i].nr_runs)
 			mask |= 1u << i;
-	test_tbl = heaps;
-	test_mask = mask;
-	heap_epoch_bump();
+	hpm_heap_test_tbl = heaps;
+	hpm_heap_test_mask = mask;
+	hpm_heap_epoch_bump();
 }
 
 struct hpm_heap *hpm_heap_table(void)
@@ -568,80 +311,6 @@ struct hpm_heap *hpm_heap_table(void)
 	uint32_t mask;
 
 	return heaps_get(&tbl, &mask) ? tbl : NULL;
-}
-
-/*
- * The heap and run holding @p, or NULL. Runs never change once processes
- * use the heap, so this needs no lock; it guarantees that the header in
- * front of @p is mapped memory before anyone reads it.
- */
-static __hpm_always_inline struct hpm_heap *
-heap_of_ptr(uintptr_t p, const struct hpm_heap_run **run)
-{
-	struct hpm_heap *tbl;
-	uint32_t mask;
-
-	if (!heaps_get(&tbl, &mask))
-		return NULL;
-	while (mask) {
-		struct hpm_heap *h = &tbl[__builtin_ctz(mask)];
-
-		mask &= mask - 1;
-		if (p < h->lo || p >= h->hi)
-			continue;
-		for (uint32_t i = 0; i < h->nr_runs; i++) {
-			if (p >= h->runs[i].start && p < h->runs[i].end) {
-				*run = &h->runs[i];
-				return h;
-			}
-		}
-	}
-	return NULL;
-}
-
-/*
- * NULL when @p is the payload of a live block of @h, else why not. Needs
- * no lock (relaxed loads). The address-bound tag, flags and sizes in our
- * own header must be right; @thorough also checks the next header's
- * boundary tag, which catches overruns but costs a cache line for big
- * blocks, so the lock-free path of free() leaves it to the cache drain.
- */
-static __hpm_always_inline const char *
-elem_why(struct hpm_heap *h, const struct hpm_heap_run *run, uintptr_t p,
-	 bool thorough, size_t *sizep)
-{
-	struct hpm_elem *e = elem_at(p - ELEM_HDR);
-	uint64_t info, prev;
-	size_t size;
-
-	if (unlikely((p & (ELEM_ALIGN - 1)) || (uintptr_t)e < run->start))
-		return "not a block";
-	info = info_ld(e);
-	if (unlikely((info & ELEM_TAG_MASK) != elem_tag(h, e) || (info & ELEM_F_SENTINEL)))
-		return "not a block (bad header)";
-	if (unlikely(info & ELEM_F_FREE))
-		return "already free (double free)";
-	size = info & ELEM_SIZE_MASK;
-	if (unlikely(size < ELEM_MIN_LIVE || size > run->end - ELEM_HDR - (uintptr_t)e))
-		return "not a block (bad size)";
-	if (thorough) {
-		prev = prev_ld(e);
-		if ((prev == 0) != ((uintptr_t)e == run->start) ||
-		    prev > (uintptr_t)e - run->start)
-			return "not a block (bad boundary tag)";
-		if (!elem_tag_ok(h, elem_next(e)) || prev_ld(elem_next(e)) != size)
-			return "not a block or overrun (next header)";
-	}
-	if (unlikely(!elem_trailer_ok(e)))
-		return "trailer cookie overwritten (overrun)";
-	*sizep = size;
-	return NULL;
-}
-
-/* In a thread cache: every live payload has room for the link and cookie. */
-static inline bool elem_cached(struct hpm_elem *e)
-{
-	return tc_link(e)->cookie == (TC_COOKIE ^ (uintptr_t)e);
 }
 
 /* The element of live block @p, or NULL after logging why not. */
@@ -686,9 +355,10 @@ int hpm_heap_init(struct hpm_heap *h, int socket)
 	h->instance = heap_instance();
 	h->lo = UINTPTR_MAX;
 	h->magic = HPM_HEAP_MAGIC;
-	if (test_tbl && h >= test_tbl && h < test_tbl + HPM_MAX_NODES)
-		test_mask &= ~(1u << (h - test_tbl));
-	heap_epoch_bump();
+	if (hpm_heap_test_tbl && h >= hpm_heap_test_tbl &&
+	    h < hpm_heap_test_tbl + HPM_MAX_NODES)
+		hpm_heap_test_mask &= ~(1u << (h - hpm_heap_test_tbl));
+	hpm_heap_epoch_bump();
 	return 0;
 }
 
@@ -780,9 +450,10 @@ int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len)
 		len -= n;
 	}
 	heap_unlock(h);
-	if (!ret && test_tbl && h >= test_tbl && h < test_tbl + HPM_MAX_NODES)
-		test_mask |= 1u << (h - test_tbl);
-	heap_epoch_bump();
+	if (!ret && hpm_heap_test_tbl && h >= hpm_heap_test_tbl &&
+	    h < hpm_heap_test_tbl + HPM_MAX_NODES)
+		hpm_heap_test_mask |= 1u << (h - hpm_heap_test_tbl);
+	hpm_heap_epoch_bump();
 	return ret;
 }
 
@@ -935,370 +606,8 @@ static struct hpm_elem *heap_take(struct hpm_heap *h, size_t size, size_t need,
 	return carve(h, e, at, need);
 }
 
-/* ---- per-thread caches ---- */
-
-/*
- * A cached block is a live element (the heap counts it as allocated) on a
- * LIFO list of this thread. Its first payload word links the list, the
- * second holds TC_COOKIE ^ its address, so that freeing it again is seen
- * as a double free; the cookie is cleared when the block leaves the cache.
- * Classes: exact 16-byte steps below 512 bytes, then 8 per power of two up
- * to TC_MAX_NEED.
- */
-struct tc_bin {
-	struct hpm_elem *head;
-	uint32_t count;
-	uint32_t max;		/* blocks kept: many small ones, few large ones */
-};
-
-/* One node's bins; blocks of a heap instance other than @instance are stale. */
-struct tc_node {
-	uint64_t instance;	/* 0 = none */
-	size_t bytes;
-	struct tc_bin bin[TC_CLASSES];
-};
-
-struct tcache {
-	/*
-	 * The fast paths serve one heap and one of its runs, bound by the
-	 * last slow-path free: valid while @epoch is heap_epoch, which every
-	 * change of the heap table, of a heap's memory or a re-init bumps
-	 * (so the region is still mapped and @cur matches the heap). The
-	 * bound heap's instance was checked when it was bound.
-	 */
-	unsigned long epoch;	/* 0 = nothing bound */
-	uintptr_t run_lo;	/* first header of the bound run */
-	uintptr_t run_span16;	/* (run end - run_lo) / 16 */
-	uint64_t tag;		/* heap_tag() of the bound heap */
-	struct tc_node *cur;	/* its bins */
-	int cur_socket;
-	int node;		/* cached hpm_socket_id() */
-	unsigned int node_ttl;
-	struct tc_node nodes[HPM_MAX_NODES];
-};
-
-/*
- * A pointer, not the struct: initial-exec TLS must stay small for dlopen().
- * Without a cache it points to tc_none, never written and never bound
- * (epoch 0), so that the fast paths need no NULL test.
- */
-static struct tcache tc_none;
-static __thread struct tcache *tc_self __attribute__((tls_model("initial-exec"))) =
-	&tc_none;
-
-/* This thread's cache, or NULL. */
-static inline struct tcache *tc_mine(void)
-{
-	struct tcache *tc = tc_self;
-
-	return tc == &tc_none ? NULL : tc;
-}
-static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
-static pthread_key_t tc_key;
-static bool tc_off;
-/* Process-local; never 0, so a zeroed cache binds nothing. */
-static unsigned long heap_epoch = 1;
-
-static inline unsigned long heap_epoch_ld(void)
-{
-	return __atomic_load_n(&heap_epoch, __ATOMIC_RELAXED);
-}
-
-/* Unbinds every thread's fast paths (each rebinds on its next slow free). */
-static void heap_epoch_bump(void)
-{
-	__atomic_fetch_add(&heap_epoch, 1, __ATOMIC_RELAXED);
-}
-
-/*
- * Class of element size @need < TC_MAX_NEED by table (a shift and a byte
- * load instead of a compare and a bit scan; 8 KiB of which a program
- * touches the lines of the sizes it uses); both tables are set up by
- * tc_global_init() before any cache exists.
- */
-static uint8_t tc_cls_tab[TC_MAX_NEED >> 4];
-static uint8_t tc_max_tab[TC_CLASSES];
-
-static unsigned int tc_class_calc(size_t need)
-{
-	unsigned int f;
-
-	if (need < SMALL_BLOCK)
-		return (unsigned int)(need >> 4);
-	f = fls64(need);
-	return 32 + (f - FL_SHIFT) * 8 + ((unsigned int)(need >> (f - 3)) & 7);
-}
-
-static inline unsigned int tc_class(size_t need)
-{
-	return tc_cls_tab[need >> 4];
-}
-
-static void tc_tables_init(void)
-{
-	for (unsigned int i = 0; i < TC_MAX_NEED >> 4; i++)
-		tc_cls_tab[i] = (uint8_t)tc_class_calc((size_t)i << 4);
-	for (unsigned int c = 0; c < TC_CLASSES; c++) {
-		/* Smallest element size of class @c. */
-		size_t lo = c < 32 ? (size_t)c << 4 :
-			    (size_t)(8 + (c - 32) % 8) << ((c - 32) / 8 + FL_SHIFT - 3);
-
-		tc_max_tab[c] = lo < 1024 ? 32 : lo < 8192 ? 16 : lo < 32768 ? 8 : 4;
-	}
-}
-
-/* A cached block of @h still as we left it (the list runs through user memory). */
-static inline bool tc_intact(struct hpm_heap *h, struct hpm_elem *e)
-{
-	const struct hpm_heap_run *run = NULL;
-	uintptr_t p = (uintptr_t)elem_data(e);
-
-	size_t size;
-
-	return heap_of_ptr(p, &run) == h && !elem_why(h, run, p, true, &size) &&
-	       elem_cached(e);
-}
-
-/*
- * Written after free (or a corrupt heap): the list runs through the block,
- * so neither it nor what follows can be trusted. They are leaked rather
- * than handed out or merged.
- */
-static __hpm_cold void tc_corrupt(struct hpm_heap *h, struct hpm_elem *e)
-{
-	hpm_log(HPM_LOG_ERR, "heap %d: cached block %p was written after free; "
-		"leaking it and the blocks cached behind it", h->socket,
-		(void *)elem_data(e));
-}
-
-/* Return the blocks of @b beyond the first @keep to heap @h, in one lock hold. */
-static void tc_drain(struct tcache *tc, struct hpm_heap *h, struct tc_bin *b,
-		     uint32_t keep)
-{
-	struct hpm_elem **pp = &b->head;
-	struct hpm_elem *e;
-	uint32_t i;
-
-	for (i = 0; i < keep && *pp; i++) {
-		if (unlikely(!tc_intact(h, *pp))) {
-			tc_corrupt(h, *pp);
-			break;
-		}
-		pp = &tc_link(*pp)->next;
-	}
-	e = i < keep ? NULL : *pp;
-	*pp = NULL;
-	b->count = i;
-	if (!e)
-		return;
-	heap_lock(h);
-	while (e) {
-		struct hpm_elem *next;
-
-		if (unlikely(!tc_intact(h, e))) {
-			tc_corrupt(h, e);
-			break;
-		}
-		/* Read before release() reuses the payload for free-list links. */
-		next = tc_link(e)->next;
-		tc->nodes[h->socket].bytes -= elem_size(e);
-		tc_link(e)->cookie = 0;
-		release(h, e);
-		e = next;
-	}
-	heap_unlock(h);
-}
-
-/* Forget (never flush) bins of a heap that was re-initialised. */
-static void tc_rebind(struct tcache *tc, int s, uint64_t instance)
-{
-	memset(tc->nodes[s].bin, 0, sizeof(tc->nodes[s].bin));
-	for (unsigned int c = 0; c < TC_CLASSES; c++)
-		tc->nodes[s].bin[c].max = tc_max_tab[c];
-	tc->nodes[s].bytes = 0;
-	tc->nodes[s].instance = instance;
-}
-
-static void tc_flush(struct tcache *tc)
-{
-	struct hpm_heap *tbl;
-	uint32_t mask;
-
-	tc->epoch = 0;
-	if (!heaps_get(&tbl, &mask))
-		return;
-	for (int s = 0; s < HPM_MAX_NODES; s++) {
-		if (!tc->nodes[s].instance)
-			continue;
-		if (!(mask & (1u << s)) || tbl[s].instance != tc->nodes[s].instance) {
-			tc_rebind(tc, s, 0);
-			continue;
-		}
-		for (unsigned int c = 0; c < TC_CLASSES; c++)
-			if (tc->nodes[s].bin[c].head)
-				tc_drain(tc, &tbl[s], &tc->nodes[s].bin[c], 0);
-	}
-}
-
-static void tc_destructor(void *arg)
-{
-	struct tcache *tc = arg;
-
-	tc_flush(tc);
-	tc_self = &tc_none;
-	free(tc);
-}
-
-/* The forked child shares the heap but not our cache: forget it. */
-static void tc_atfork_child(void)
-{
-	struct tcache *tc = tc_mine();
-
-	if (tc) {
-		memset(tc, 0, sizeof(*tc));
-		tc->node = -1;
-	}
-}
-
-static void tc_global_init(void)
-{
-	tc_tables_init();
-	tc_off = getenv("HPMEM_MALLOC_NOCACHE") != NULL;
-	if (pthread_key_create(&tc_key, tc_destructor) ||
-	    pthread_atfork(NULL, NULL, tc_atfork_child))
-		tc_off = true;
-}
-
-static __hpm_cold struct tcache *tc_create(void)
-{
-	struct tcache *tc;
-
-	pthread_once(&tc_once, tc_global_init);
-	if (tc_off)
-		return NULL;
-	tc = calloc(1, sizeof(*tc));
-	if (!tc)
-		return NULL;
-	tc->node = -1;
-	if (pthread_setspecific(tc_key, tc)) {
-		free(tc);
-		return NULL;
-	}
-	tc_self = tc;
-	return tc;
-}
-
-void hpm_heap_cache_flush(void)
-{
-	struct tcache *tc = tc_mine();
-
-	if (tc)
-		tc_flush(tc);
-}
-
-/* Point the fast paths of @tc at heap @h (current instance) and its @run. */
-static void tc_bind(struct tcache *tc, struct hpm_heap *h,
-		    const struct hpm_heap_run *run)
-{
-	struct hpm_heap *tbl;
-	uint32_t mask;
-
-	tc->run_lo = run->start;
-	tc->run_span16 = (run->end - run->start) >> 4;
-	tc->tag = heap_tag(h->socket);
-	tc->cur = &tc->nodes[h->socket];
-	tc->cur_socket = h->socket;
-	/* One node with memory: HPM_SOCKET_ANY always means it. */
-	if (heaps_get(&tbl, &mask) && mask && !(mask & (mask - 1))) {
-		tc->node = __builtin_ctz(mask);
-		tc->node_ttl = UINT32_MAX;
-	}
-	tc->epoch = heap_epoch_ld();
-}
-
-/* Cache live block @e of @h when there is room: the slow path of free(). */
-static __attribute__((noinline)) bool tc_put_slow(struct hpm_heap *h,
-						 struct hpm_elem *e)
-{
-	struct tcache *tc = tc_mine();
-	size_t size = elem_size(e);
-	int s = h->socket;
-	struct tc_node *n;
-	struct tc_bin *b;
-
-	if (size >= TC_MAX_NEED)
-		return false;
-	if (!tc) {
-		tc = tc_create();
-		if (!tc)
-			return false;
-	}
-	n = &tc->nodes[s];
-	if (n->instance != h->instance)
-		tc_rebind(tc, s, h->instance);
-	b = &n->bin[tc_class(size)];
-	if (b->count >= b->max ||
-	    n->bytes + size > HPM_HEAP_CACHE_BYTES)
-		tc_drain(tc, h, b, b->count / 2);
-	if (n->bytes + size > HPM_HEAP_CACHE_BYTES)
-		return false;
-	tc_link(e)->next = b->head;
-	tc_link(e)->cookie = TC_COOKIE ^ (uintptr_t)e;
-	b->head = e;
-	b->count++;
-	n->bytes += size;
-	return true;
-}
-
-/* A cached block of node @s with at least @need bytes, or NULL. */
-static inline void *tc_get(struct hpm_heap *h, int s, size_t need)
-{
-	struct tcache *tc = tc_mine();
-	struct hpm_elem *e;
-	struct tc_node *n;
-	struct tc_bin *b;
-
-	if (unlikely(!tc || tc->nodes[s].instance != h->instance))
-		return NULL;
-	n = &tc->nodes[s];
-	b = &n->bin[tc_class(need)];
-	e = b->head;
-	if (!e || elem_size(e) < need)
-		return NULL;
-	if (unlikely(!elem_cached(e))) {
-		tc_corrupt(h, e);
-		b->head = NULL;
-		b->count = 0;
-		return NULL;
-	}
-	b->head = tc_link(e)->next;
-	b->count--;
-	n->bytes -= elem_size(e);
-	tc_link(e)->cookie = 0;
-	return elem_data(e);
-}
-
-/* The node to try first for HPM_SOCKET_ANY. */
-static inline int local_socket(uint32_t mask)
-{
-	struct tcache *tc = tc_mine();
-
-	/* One node with memory (the usual case): skip asking for the CPU's. */
-	if (!(mask & (mask - 1)))
-		return mask ? __builtin_ctz(mask) : 0;
-	/* getcpu() per call is too slow; threads rarely change node. */
-	if (!tc)
-		return hpm_socket_id();
-	if (!tc->node_ttl || tc->node_ttl > 1024) {
-		tc->node = hpm_socket_id();
-		tc->node_ttl = 1024;
-	}
-	tc->node_ttl--;
-	return tc->node;
-}
-
-static void *alloc_on(struct hpm_heap *h, size_t size, size_t need,
-		      size_t align, size_t bound, unsigned int flags)
+void *hpm_heap_take(struct hpm_heap *h, size_t size, size_t need,
+		    size_t align, size_t bound, unsigned int flags)
 {
 	struct hpm_elem *e;
 
@@ -1308,197 +617,17 @@ static void *alloc_on(struct hpm_heap *h, size_t size, size_t need,
 	return e ? elem_data(e) : NULL;
 }
 
-/* Everything but a thread-cache hit: checks, the heaps, fallback. */
-static __attribute__((noinline)) void *heap_alloc_slow(int socket, size_t size,
-						      size_t align, size_t bound,
-						      unsigned int flags)
+int hpm_heap_free_checked(struct hpm_heap *h, const struct hpm_heap_run *run,
+			  void *ptr)
 {
-	struct hpm_heap *tbl;
-	uint32_t mask;
-	size_t need;
-	void *p = NULL;
-	int first;
-
-	if (unlikely(!heaps_get(&tbl, &mask)))
-		return hpm_fail_ptr(ENODEV);
-	if (unlikely(!size || (flags & ~HPM_HEAP_F_ALL) ||
-		     (align && !HPM_IS_POW2(align)) ||
-		     (bound && (!HPM_IS_POW2(bound) || bound < size)) ||
-		     socket < HPM_SOCKET_ANY || socket >= HPM_MAX_NODES))
-		return hpm_fail_ptr(EINVAL);
-	if (unlikely(size > REQ_MAX || align > REQ_MAX))
-		return hpm_fail_ptr(ENOMEM);
-	if (align < ELEM_ALIGN)
-		align = ELEM_ALIGN;
-	need = elem_need(size);
-
-	first = socket == HPM_SOCKET_ANY ? local_socket(mask) : socket;
-	if (first >= 0 && first < HPM_MAX_NODES && (mask & (1u << first))) {
-		if (align == ELEM_ALIGN && !bound && !(flags & HPM_HEAP_F_CONTIG) &&
-		    need < TC_MAX_NEED)
-			p = tc_get(&tbl[first], first, need);
-		if (!p)
-			p = alloc_on(&tbl[first], size, need, align, bound, flags);
-		mask &= ~(1u << first);
-	}
-	if (!p && socket != HPM_SOCKET_ANY && (flags & HPM_HEAP_F_STRICT))
-		mask = 0;
-	while (!p && mask) {
-		int s = __builtin_ctz(mask);
-
-		mask &= mask - 1;
-		p = alloc_on(&tbl[s], size, need, align, bound, flags);
-	}
-	if (unlikely(!p))
-		return hpm_fail_ptr(ENOMEM);
-	if (flags & HPM_HEAP_F_ZERO)
-		memset(p, 0, size);
-	return p;
-}
-
-/* Alignments the fast path takes: 0 and powers of two up to 16. */
-#define FAST_ALIGNS	((1u << 0) | (1u << 1) | (1u << 2) | (1u << 4) | \
-			 (1u << 8) | (1u << 16))
-
-/*
- * Fast path, no lock, no call, no stack frame: an ordinary request
- * (alignment <= 16, no bound, no contiguity, element below TC_MAX_NEED)
- * for the node this thread's cache is bound to, served from its bin.
- * Cost (x86-64, gcc -O2): about 47 instructions for a hit, half of them
- * the argument checks; the block's size and its cache cookie are checked
- * (the list runs through freed user memory). Anything else goes to
- * heap_alloc_slow().
- */
-static __hpm_always_inline void *heap_alloc(int socket, size_t size,
-					    size_t align, size_t bound,
-					    unsigned int flags)
-{
-	struct tcache *tc = tc_self;
-
-	if (likely(tc->epoch == heap_epoch_ld() &&
-		   size - 1 < TC_MAX_NEED - ELEM_HDR - ELEM_MIN_LIVE &&
-		   align <= ELEM_ALIGN && ((FAST_ALIGNS >> align) & 1) && !bound &&
-		   !(flags & ~(HPM_HEAP_F_STRICT | HPM_HEAP_F_ZERO)))) {
-		int s = socket;
-
-		/* Several nodes: the cached node, refreshed by the slow path. */
-		if (s == HPM_SOCKET_ANY && likely(tc->node_ttl))
-			s = tc->node, tc->node_ttl--;
-		if (likely(s == tc->cur_socket)) {
-			size_t need = elem_need(size);
-			struct tc_node *n = tc->cur;
-			struct tc_bin *b = &n->bin[tc_class(need)];
-			struct hpm_elem *e = b->head;
-			size_t esize;
-
-			if (likely(e) && likely((esize = elem_size(e)) >= need) &&
-			    likely(elem_cached(e))) {
-				b->head = tc_link(e)->next;
-				b->count--;
-				n->bytes -= esize;
-				tc_link(e)->cookie = 0;
-				/* A tail call: no registers to save here. */
-				if (flags & HPM_HEAP_F_ZERO)
-					return memset(elem_data(e), 0, size);
-				return elem_data(e);
-			}
-			/* bound is 0 here: one register less to keep. */
-			return heap_alloc_slow(socket, size, align, 0, flags);
-		}
-	}
-	return heap_alloc_slow(socket, size, align, bound, flags);
-}
-
-void *hpm_heap_alloc(int socket, size_t size, size_t align, size_t bound,
-		     unsigned int flags)
-{
-	return heap_alloc(socket, size, align, bound, flags);
-}
-
-/* hpm_malloc(): the fast path without the checks its constants make moot. */
-void *hpm_heap_alloc_any(size_t size, size_t align)
-{
-	return heap_alloc(HPM_SOCKET_ANY, size, align, 0, 0);
-}
-
-/*
- * Everything but a push on the bound, current, non-full cache: NULL,
- * another heap or run, creating or draining the cache, and the full check
- * and release under the lock for blocks that are not cached or look wrong
- * (logged there).
- */
-static __attribute__((noinline)) int heap_free_slow(void *ptr)
-{
-	const struct hpm_heap_run *run;
-	struct hpm_heap *h;
 	struct hpm_elem *e;
-	size_t size;
 
-	if (!ptr)
-		return 0;
-	h = heap_of_ptr((uintptr_t)ptr, &run);
-	if (unlikely(!h)) {
-		hpm_log(HPM_LOG_ERR, "free(%p): not in any heap", ptr);
-		return hpm_fail(EINVAL);
-	}
-	e = elem_at((uintptr_t)ptr - ELEM_HDR);
-	if (!elem_why(h, run, (uintptr_t)ptr, false, &size) && !elem_cached(e) &&
-	    tc_put_slow(h, e)) {
-		tc_bind(tc_mine(), h, run);
-		return 0;
-	}
 	heap_lock(h);
 	e = elem_check(h, run, (uintptr_t)ptr, "free");
 	if (likely(e))
-		release(h, e);
+		hpm_heap_release(h, e);
 	heap_unlock(h);
 	return e ? 0 : hpm_fail(EINVAL);
-}
-
-/*
- * Fast path, no lock, no call, no stack frame: a block of the bound run
- * whose own header (address-bound tag, not free, size in the cached range)
- * and cache cookie check out is pushed on this thread's cache: about 50
- * instructions (x86-64, gcc -O2). Its size against the run's end and the
- * neighbours' boundary tags are checked when the cache drains to the heap,
- * under the lock, before anything is merged; everything else goes to
- * heap_free_slow(), which checks it all.
- */
-int hpm_heap_free(void *ptr)
-{
-	struct tcache *tc = tc_self;
-	struct hpm_elem *e = elem_at((uintptr_t)ptr - ELEM_HDR);
-	uintptr_t off;
-	uint64_t info;
-	size_t size;
-
-	if (unlikely(tc->epoch != heap_epoch_ld()))
-		return heap_free_slow(ptr);
-	/* In the bound run and 16-aligned, in one compare (NULL fails it). */
-	off = (uintptr_t)e - tc->run_lo;
-	off = (off >> 4) | (off << 60);
-	if (unlikely(off >= tc->run_span16))
-		return heap_free_slow(ptr);
-	info = info_ld(e);
-	size = info & ELEM_SIZE_MASK;
-	if (likely(info_tag_is(info, e, tc->tag)) &&
-	    likely(!(info & (ELEM_F_FREE | ELEM_F_SENTINEL))) &&
-	    likely(size - ELEM_MIN_LIVE < TC_MAX_NEED - ELEM_MIN_LIVE) &&
-	    likely(!elem_cached(e)) && likely(elem_trailer_ok(e))) {
-		struct tc_node *n = tc->cur;
-		struct tc_bin *b = &n->bin[tc_class(size)];
-
-		if (likely(b->count < b->max &&
-			   n->bytes + size <= HPM_HEAP_CACHE_BYTES)) {
-			tc_link(e)->next = b->head;
-			tc_link(e)->cookie = TC_COOKIE ^ (uintptr_t)e;
-			b->head = e;
-			b->count++;
-			n->bytes += size;
-			return 0;
-		}
-	}
-	return heap_free_slow(ptr);
 }
 
 size_t hpm_heap_usable_size(const void *ptr)
@@ -1802,7 +931,7 @@ static int rebuild_run(struct hpm_heap *h, const struct hpm_heap_run *run)
 	}
 }
 
-static __hpm_cold void heap_recover(struct hpm_heap *h, uint64_t dead)
+__hpm_cold void hpm_heap_recover(struct hpm_heap *h, uint64_t dead)
 {
 	int ret = 0;
 

@@ -34,8 +34,8 @@ static void before_value(struct json_writer *w)
 	if (d) {
 		if (w->nonempty[d - 1])
 			fputc(',', w->f);
-		if (w->pretty)
-			fprintf(w->f, "\n%*s", d, "");
+		if (w->pretty && d == 1)
+			fprintf(w->f, "\n ");
 		else if (w->nonempty[d - 1])
 			fputc(' ', w->f);
 		w->nonempty[d - 1] = true;
@@ -62,9 +62,9 @@ static void close_(struct json_writer *w, bool obj)
 		return;
 	}
 	w->depth--;
-	/* A pretty array puts its closing bracket on a line of its own. */
-	if (w->pretty && !obj && w->nonempty[w->depth])
-		fprintf(w->f, "\n%*s", w->depth, "");
+	/* A pretty list puts its closing bracket on a line of its own. */
+	if (w->pretty && !obj && !w->depth && w->nonempty[0])
+		fputc('\n', w->f);
 	fputc(obj ? '}' : ']', w->f);
 }
 

@@ -21,7 +21,7 @@ struct json_writer {
 	int depth;
 	int err;		/* 0 or the first -errno */
 	bool after_key;		/* a key was written, its value is next */
-	bool pretty;		/* newline + indent before array elements */
+	bool pretty;		/* a top-level array: one element per line */
 	bool in_obj[JSON_MAX_DEPTH];
 	bool nonempty[JSON_MAX_DEPTH];
 };
