@@ -20,49 +20,6 @@ static mode_t dev_open_up(void)
 	return st.st_mode & 07777;
 }
 
-static int list_page(int fd, uint64_t *cursor, void *buf, uint32_t n,
-		     uint32_t entry_size)
-{
-	struct hpmem_region_list l = { .argsz = sizeof(l), .nr_entries = n,
-				       .entry_size = entry_size,
-				       .cursor = *cursor,
-				       .entries = (uintptr_t)buf };
-	int rc = xioctl(fd, HPMEM_IOC_REGION_LIST, &l);
-
-	if (rc)
-		return rc;
-	*cursor = l.cursor;
-	return l.nr_entries;
-}
-
-/*
- * Walks the whole list as the caller sees it: the entry named @name in
- * *@found (when not NULL), how many entries there were, and how many of
- * them belonged to a uid other than @uid; -errno on error.
- */
-static int list_walk(int fd, const char *name, struct hpmem_region_entry *found,
-		     uint32_t uid, int *foreign)
-{
-	struct hpmem_region_entry e[16];
-	uint64_t cursor = 0;
-	int n, total = 0;
-
-	if (foreign)
-		*foreign = 0;
-	if (found)
-		found->id = 0;
-	while ((n = list_page(fd, &cursor, e, 16, sizeof(e[0]))) > 0) {
-		for (int i = 0; i < n; i++) {
-			if (foreign && e[i].uid != uid)
-				(*foreign)++;
-			if (found && !strcmp(e[i].name, name))
-				*found = e[i];
-		}
-		total += n;
-	}
-	return n < 0 ? n : total;
-}
-
 /* Squatting: another uid holding a name first takes nothing from anyone. */
 TEST(names_are_per_uid)
 {
@@ -379,17 +336,6 @@ TEST(region_list_own_uid)
 	EXPECT_EQ(0, wait_child(pid));
 	EXPECT_EQ(0, hp_destroy(fd, theirs));
 	close(fd);
-}
-
-/* The region's @name entry, seen by root; its dma_pinned or -errno. */
-static long list_dma_pinned(int fd, const char *name)
-{
-	struct hpmem_region_entry e;
-	int rc = list_walk(fd, name, &e, 0, NULL);
-
-	if (rc < 0)
-		return rc;
-	return e.id ? (long)e.dma_pinned : -ENOENT;
 }
 
 /*

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: MIT
+/* Pages that kernel code outside hpmem still references when their region
+ * dies: a KVM-style reference on a PFN-mapped page, a VFIO-style DMA pin.
+ * The test-only module hpmem_pfnref.ko (selftests/kmod/pfnref) takes them. */
+#include <stdbool.h>
+#include "hpmem_test.h"
+#include "pfnref/pfnref.h"
+
+#define PFNREF_KO	"/lib/test/hpmem_pfnref.ko"
+/* What a guest writes through KVM's mapping: "kvmkvmkv". */
+#define GUEST_STORE	0x766b6d766b6d766bULL
+
+/* Loads the test module if it is not loaded yet; its fd, or -errno. */
+static int pfnref_open(void)
+{
+	int fd = open(PFNREF_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	int ko, rc;
+
+	if (fd >= 0)
+		return fd;
+	ko = open(PFNREF_KO, O_RDONLY | O_CLOEXEC);
+	if (ko < 0)
+		return -ENOENT;
+	rc = syscall(SYS_finit_module, ko, "", 0) ? -errno : 0;
+	close(ko);
+	if (rc && rc != -EEXIST)
+		return rc;
+	for (int i = 0; i < 50 && access(PFNREF_DEVICE_PATH, F_OK); i++)
+		usleep(100000);
+	fd = open(PFNREF_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+#define OPEN_PFNREF(fd) do {						\
+	(fd) = pfnref_open();						\
+	if ((fd) == -ENOENT)						\
+		SKIP(return, "%s not built for this kernel (selftests/kmod/pfnref)", \
+		     PFNREF_KO);					\
+	ASSERT_LE(0, (fd)) TH_LOG("%s: %s", PFNREF_DEVICE_PATH, strerror(-(fd))); \
+} while (0)
+
+static int pfnref_take(int rfd, unsigned long cmd, const void *addr,
+		       uint64_t *phys)
+{
+	struct pfnref_arg a = { .addr = (uintptr_t)addr };
+	int rc = xioctl(rfd, cmd, &a);
+
+	if (!rc && phys)
+		*phys = a.phys;
+	return rc;
+}
+
+/* Busy pages of node 0, polled until @want (5 s at most); the last count. */
+static uint64_t wait_busy(int fd, uint64_t want)
+{
+	struct hpmem_node_info ni = { 0 };
+
+	for (int i = 0; i < 250; i++) {
+		if (hp_node_info(fd, 0, &ni))
+			return UINT64_MAX;
+		if (ni.busy_pages == want)
+			break;
+		usleep(20000);
+	}
+	return ni.busy_pages;
+}
+
+/*
+ * One page of a default region, mapped as QEMU maps guest RAM: on a 2 MiB
+ * boundary (one PMD), or for @pte 4 KiB off it, where no PMD fits and every
+ * fault maps a 4 KiB PFN PTE (a VMA moved by mremap() looks the same).
+ */
+static char *map_default(int fd, bool pte)
+{
+	uintptr_t base;
+	char *res;
+
+	if (!pte)
+		return map_region(fd, PG, 0);
+	res = mmap(NULL, 3 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (res == MAP_FAILED)
+		return res;
+	base = (((uintptr_t)res + PG - 1) & ~(PG - 1)) + 4096;
+	return mmap((void *)base, PG, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_FIXED, fd, 0);
+}
+
+FIXTURE(kvm) {
+};
+
+FIXTURE_VARIANT(kvm) {
+	bool pte;
+};
+
+FIXTURE_VARIANT_ADD(kvm, pmd) {
+	.pte = false,
+};
+
+FIXTURE_VARIANT_ADD(kvm, pte) {
+	.pte = true,
+};
+
+FIXTURE_SETUP(kvm)
+{
+}
+
+FIXTURE_TEARDOWN(kvm)
+{
+}
+
+/*
+ * Issue #10, finding 3: KVM's hva_to_pfn_remapped() takes a reference on
+ * the head page of a PFN mapping and kvm_vcpu_map() keeps it across
+ * munmap(). That page must not be zeroed and given to another region while
+ * the guest can still write it: it stays busy until the reference goes,
+ * then comes back zeroed.
+ */
+TEST_F(kvm, held_page_never_reused)
+{
+	struct pfnref_arg poke = { .value = GUEST_STORE };
+	char name[HPMEM_NAME_MAX], xname[HPMEM_NAME_MAX];
+	struct hpmem_node_info ni0;
+	struct hpmem_seg seg, *segs;
+	uint64_t held, busy, *w;
+	long n = 0, i, hits;
+	int rfd, fd, xfd, rc;
+	char *p, *q;
+
+	OPEN_PFNREF(rfd);
+	OPEN_DEV(fd);
+	xfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, xfd);
+	ASSERT_EQ(0, hp_node_info(xfd, 0, &ni0));
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "kvm"),
+			       HPMEM_REGION_PERSISTENT));
+	ASSERT_EQ(0, hp_grow(fd, 0, 1, NULL));
+	p = map_default(fd, variant->pte);
+	ASSERT_NE(MAP_FAILED, p);
+	memset(p, 0xa5, PG);
+	rc = pfnref_take(rfd, PFNREF_IOC_GET, p, &held);
+	if (rc == -EINVAL && !variant->pte) {
+		munmap(p, PG);
+		hp_destroy(fd, name);
+		SKIP(return, "follow_pte() walks no PMD mapping (6.1): KVM cannot map the region so; the pte variant can");
+	}
+	ASSERT_EQ(0, rc) TH_LOG("GET: %s", strerror(-rc));
+	ASSERT_EQ(1, hp_segs(fd, &seg, 1));
+	ASSERT_EQ(seg.phys, held);
+	/* gone from userspace, still mapped for the vCPU */
+	ASSERT_EQ(0, munmap(p, PG));
+	ASSERT_EQ(0, hp_destroy(fd, name));
+	close(fd);
+	busy = wait_busy(xfd, ni0.busy_pages + 1);
+	EXPECT_EQ(ni0.busy_pages + 1, busy);
+
+	/* Node 0's pool to the last page: the held one is never among them. */
+	ASSERT_EQ(0, hp_create(xfd, UNIQUE_NAME(xname, "kvmx"), 0));
+	while ((rc = hp_grow(xfd, 0, 1, NULL)) == 0)
+		n++;
+	EXPECT_EQ(-ENOMEM, rc);
+	ASSERT_LT(0, n);
+	segs = calloc(n + 1, sizeof(*segs));
+	ASSERT_NE(NULL, segs);
+	ASSERT_EQ(n, hp_segs(xfd, segs, n));
+	for (i = 0, hits = 0; i < n; i++)
+		hits += segs[i].phys == held;
+	EXPECT_EQ(0, hits) TH_LOG("the held page went to another region");
+
+	/* the guest writes: no region's page sees it */
+	poke.addr = 0;
+	ASSERT_EQ(0, xioctl(rfd, PFNREF_IOC_POKE, &poke));
+	q = map_region(xfd, n * PG, 0);
+	ASSERT_NE(MAP_FAILED, q);
+	for (i = 0, hits = 0; i < n; i++)
+		hits += *(uint64_t *)(q + i * PG) == GUEST_STORE;
+	EXPECT_EQ(0, hits) TH_LOG("a guest store landed in another region");
+
+	/* Let go: the page returns to the pool, zeroed. */
+	ASSERT_EQ(0, xioctl(rfd, PFNREF_IOC_PUT, NULL));
+	EXPECT_EQ(ni0.busy_pages, wait_busy(xfd, ni0.busy_pages));
+	ASSERT_EQ(0, hp_grow(xfd, 0, 1, NULL));
+	ASSERT_EQ(n + 1, hp_segs(xfd, segs, n + 1));
+	/* With no other busy page to come back, it is this one. */
+	if (!ni0.busy_pages) {
+		for (i = 0, hits = 0; i <= n; i++)
+			hits += segs[i].phys == held;
+		EXPECT_EQ(1, hits);
+	}
+	w = map_region(xfd, PG, n * PG);
+	ASSERT_NE(MAP_FAILED, w);
+	for (i = 0, hits = 0; i < (long)(PG / sizeof(*w)); i++)
+		hits += w[i] != 0;
+	EXPECT_EQ(0, hits) TH_LOG("a page came back not zeroed");
+	munmap(w, PG);
+	munmap(q, n * PG);
+	free(segs);
+	close(xfd);
+	close(rfd);
+}
+
+/*
+ * VFIO type1 pins each page it maps (FOLL_PIN | FOLL_LONGTERM): a pinned
+ * page counts in REGION_LIST's dma_pinned, and keeps the page busy when the
+ * region dies. Only pinnable regions can be pinned.
+ */
+TEST(dma_pin_counts_and_stays_busy)
+{
+	char name[HPMEM_NAME_MAX], dname[HPMEM_NAME_MAX];
+	struct hpmem_node_info ni0;
+	int rfd, fd, dfd, xfd;
+	uint64_t phys;
+	char *p, *d;
+
+	OPEN_PFNREF(rfd);
+	OPEN_DEV(fd);
+	xfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	dfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, xfd);
+	ASSERT_LE(0, dfd);
+	ASSERT_EQ(0, hp_node_info(xfd, 0, &ni0));
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "pin"),
+			       HPMEM_REGION_PINNABLE));
+	ASSERT_EQ(0, hp_grow(fd, 0, 3, NULL));
+	p = map_region(fd, 3 * PG, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, list_dma_pinned(xfd, name));
+	/* two 4 KiB pins in page 0, one in page 2: two pages */
+	ASSERT_EQ(0, pfnref_take(rfd, PFNREF_IOC_PIN, p, &phys));
+	ASSERT_EQ(0, pfnref_take(rfd, PFNREF_IOC_PIN, p + 8192, NULL));
+	ASSERT_EQ(0, pfnref_take(rfd, PFNREF_IOC_PIN, p + 2 * PG + 4096, NULL));
+	EXPECT_EQ(2, list_dma_pinned(xfd, name));
+	ASSERT_EQ(0, xioctl(rfd, PFNREF_IOC_UNPIN, NULL));
+	EXPECT_EQ(0, list_dma_pinned(xfd, name));
+
+	/* a default region cannot be pinned at all */
+	ASSERT_EQ(0, hp_create(dfd, UNIQUE_NAME(dname, "nopin"), 0));
+	ASSERT_EQ(0, hp_grow(dfd, 0, 1, NULL));
+	d = map_region(dfd, PG, 0);
+	ASSERT_NE(MAP_FAILED, d);
+	d[0] = 1;
+	EXPECT_NE(0, pfnref_take(rfd, PFNREF_IOC_PIN, d, NULL));
+	EXPECT_EQ(0, list_dma_pinned(xfd, dname));
+	munmap(d, PG);
+	close(dfd);
+
+	/* pinned when the region dies: busy until unpinned */
+	ASSERT_EQ(0, pfnref_take(rfd, PFNREF_IOC_PIN, p + PG, NULL));
+	EXPECT_EQ(1, list_dma_pinned(xfd, name));
+	ASSERT_EQ(0, munmap(p, 3 * PG));
+	close(fd);
+	EXPECT_EQ(ni0.busy_pages + 1, wait_busy(xfd, ni0.busy_pages + 1));
+	ASSERT_EQ(0, xioctl(rfd, PFNREF_IOC_UNPIN, NULL));
+	EXPECT_EQ(ni0.busy_pages, wait_busy(xfd, ni0.busy_pages));
+	close(xfd);
+	close(rfd);
+}
+
+TEST_HARNESS_MAIN
