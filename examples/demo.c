@@ -2,6 +2,7 @@
 /* Tour of libhpmem: memory per node, heap, memzone, ring, mbufs, a secondary. */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +279,34 @@ out:
 	edu_close(&edu);
 }
 
+/*
+ * Keep everything allocated for @secs seconds, or until SIGUSR1, SIGINT or
+ * SIGTERM, so that other processes can look at it (examples/secondary,
+ * hpmemctl app); then the demo tears down and checks as usual. The signals
+ * are blocked before the "serving" line, so one sent as soon as it shows
+ * is not lost.
+ */
+static void serve_for(int secs, const char *region)
+{
+	struct timespec ts = { .tv_sec = secs };
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	printf("demo: serving for %d s (SIGUSR1 ends it): examples/secondary "
+	       "--region %s demo_mb0\n", secs, region);
+	do
+		sig = sigtimedwait(&set, NULL, &ts);
+	while (sig < 0 && errno == EINTR);
+	if (sig > 0)
+		printf("demo: %s, tearing down\n", strsignal(sig));
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 static bool any_socket_mem(const struct hpm_init_opts *o)
 {
 	int s;
@@ -389,11 +418,8 @@ int main(int argc, char **argv)
 	}
 	if (pools[0] != NULL)
 		dma_into_mbuf(pools[0]);
-	if (serve > 0) {
-		printf("demo: serving for %d s: examples/secondary --region %s "
-		       "demo_mb0\n", serve, o.region);
-		sleep((unsigned int)serve);
-	}
+	if (serve > 0)
+		serve_for(serve, o.region);
 
 	for (s = 0; s < HPM_MAX_NODES; s++) {
 		if (pools[s] == NULL)
