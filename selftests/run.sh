@@ -107,6 +107,21 @@ echo "TAP version 13"
 echo "# host tests, backend anon"
 run_set host "--backend anon" host-anon
 run_set san "--backend anon" san-anon
+# The DPDK program ported in docs/MIGRATING-FROM-DPDK.md must do what the
+# original does: every packet through the ring in order, every mbuf back.
+if [ -x "$B/examples/host/pipeline" ]; then
+	if HPMEM_OPTS="--backend anon" timeout -k 10 "$prog_timeout" \
+		"$B/examples/host/pipeline" 200000 >"$logdir/example-pipeline.log" 2>&1; then
+		echo "ok - examples/pipeline, the DPDK port: $(tail -n 1 "$logdir/example-pipeline.log")"
+		npass=$((npass + 1))
+	else
+		tail -n 5 "$logdir/example-pipeline.log" | sed 's/^/# /'
+		echo "not ok - examples/pipeline, the DPDK port (log $logdir/example-pipeline.log)"
+		nfail=$((nfail + 1))
+	fi
+else
+	skip "examples/pipeline" "not built (make examples)"
+fi
 # Threads against each other (malloc, mempool, ring, mbuf, thread slots)
 # under TSan; any report fails the program (exitcode 66).
 echo "# host tests, TSan, backend anon"
