@@ -66,7 +66,13 @@ int ctl_failf(const char *fmt, ...)
 
 int ctl_usage(const struct ctl_cmd *cmd)
 {
-	fprintf(stderr, "hpmemctl: usage: hpmemctl [--json] %s%s%s\n", cmd->name,
+	return ctl_usage_why(cmd, NULL);
+}
+
+int ctl_usage_why(const struct ctl_cmd *cmd, const char *why)
+{
+	fprintf(stderr, "hpmemctl: %s%susage: hpmemctl [--json] %s%s%s\n",
+		why ? why : "", why ? "; " : "", cmd->name,
 		*cmd->usage ? " " : "", cmd->usage);
 	return 2;
 }

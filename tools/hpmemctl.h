@@ -50,6 +50,8 @@ int ctl_fail(const char *what, int err);
 int ctl_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Usage error: "hpmemctl: usage: hpmemctl CMD USAGE"; returns 2. */
 int ctl_usage(const struct ctl_cmd *cmd);
+/* The same, after what was wrong: "hpmemctl: WHY; usage: ..."; returns 2. */
+int ctl_usage_why(const struct ctl_cmd *cmd, const char *why);
 /* The table entry of @name, for ctl_usage(). */
 const struct ctl_cmd *ctl_cmd_find(const char *name);
 

@@ -14,18 +14,22 @@ struct grow_spec {
 	uint64_t offset;	/* out */
 };
 
-/* NODE:PAGES arguments, all parsed before anything changes. */
-static int parse_specs(int argc, char **argv, struct grow_spec **out)
+/*
+ * NODE:PAGES arguments, all parsed before anything changes; returns 0, 1
+ * or 2 (usage) as the command should exit.
+ */
+static int parse_specs(const char *cmd, int argc, char **argv, struct grow_spec **out)
 {
 	struct grow_spec *s = calloc(argc ? argc : 1, sizeof(*s));
+	char why[64];
 
 	if (!s)
-		return -ENOMEM;
+		return ctl_fail(cmd, ENOMEM);
 	for (int i = 0; i < argc; i++) {
 		if (parse_node_pages(argv[i], &s[i].node, &s[i].pages)) {
-			fprintf(stderr, "hpmemctl: bad NODE:PAGES '%s'\n", argv[i]);
+			snprintf(why, sizeof(why), "bad NODE:PAGES '%.32s'", argv[i]);
 			free(s);
-			return -EINVAL;
+			return ctl_usage_why(ctl_cmd_find(cmd), why);
 		}
 	}
 	*out = s;
@@ -71,8 +75,8 @@ static void print_grown(struct ctl *c, const char *name, uint64_t total,
 
 	if (!c->json) {
 		for (int i = 0; i < n; i++)
-			printf("node %u: %llu pages at offset 0x%llx\n", s[i].node,
-			       (unsigned long long)s[i].pages,
+			printf("node %u: %llu page%s at offset 0x%llx\n", s[i].node,
+			       (unsigned long long)s[i].pages, s[i].pages == 1 ? "" : "s",
 			       (unsigned long long)s[i].offset);
 		return;
 	}
@@ -101,19 +105,25 @@ int cmd_create(struct ctl *c, int argc, char **argv)
 	};
 	struct grow_spec *s;
 	uint64_t total = 0;
-	int rc, i, done;
+	int rc, i, n, done;
 
+	/* --pinnable may come anywhere; what remains is NAME [NODE:PAGES...] */
+	for (i = 0, n = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--pinnable"))
+			cr.flags |= HPMEM_REGION_PINNABLE;
+		else
+			argv[n++] = argv[i];
+	}
+	argc = n;
 	if (argc < 1 || argv[0][0] == '-')
 		return ctl_usage(ctl_cmd_find("create"));
 	rc = copy_name(cr.name, argv[0]);
 	if (rc)
 		return ctl_fail(argv[0], -rc);
-	for (i = 1; i < argc && !strcmp(argv[i], "--pinnable"); i++)
-		cr.flags |= HPMEM_REGION_PINNABLE;
-	rc = parse_specs(argc - i, argv + i, &s);
+	i = 1;
+	rc = parse_specs("create", argc - i, argv + i, &s);
 	if (rc)
-		return rc == -EINVAL ? ctl_usage(ctl_cmd_find("create")) :
-		       ctl_fail("create", -rc);
+		return rc;
 	if (ioctl(c->fd, HPMEM_IOC_REGION_CREATE, &cr)) {
 		rc = ctl_fail(argv[0], errno);
 		goto out;
@@ -152,10 +162,9 @@ int cmd_grow(struct ctl *c, int argc, char **argv)
 
 	if (parse_uid_opt(&argc, &argv, &by_uid, &uid) || argc < 2)
 		return ctl_usage(ctl_cmd_find("grow"));
-	rc = parse_specs(argc - 1, argv + 1, &s);
+	rc = parse_specs("grow", argc - 1, argv + 1, &s);
 	if (rc)
-		return rc == -EINVAL ? ctl_usage(ctl_cmd_find("grow")) :
-		       ctl_fail("grow", -rc);
+		return rc;
 	rc = region_attach(c->fd, argv[0], by_uid, uid, &at);
 	if (rc) {
 		rc = ctl_fail(argv[0], -rc);

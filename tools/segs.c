@@ -157,7 +157,7 @@ int cmd_segs(struct ctl *c, int argc, char **argv)
 		if (!c->json) {
 			snprintf(phys, sizeof(phys), "%#llx", (unsigned long long)runs[i].phys);
 			snprintf(iova, sizeof(iova), "%#llx", (unsigned long long)runs[i].iova);
-			printf("%#-14llx %7llu %4u %-18s %s\n",
+			printf("0x%-12llx %7llu %4u %-18s %s\n",
 			       (unsigned long long)runs[i].offset,
 			       (unsigned long long)runs[i].pages, runs[i].node,
 			       phys_why ? "hidden" : phys,
