@@ -88,6 +88,10 @@ struct hpm_be {
 	char path[PATH_MAX];
 };
 
+/* A fresh @be for @ops and region @name (init.c; @o may be NULL). */
+void hpm_be_reset(struct hpm_be *be, const struct hpm_be_ops *ops,
+		  const struct hpm_init_opts *o, const char *name);
+
 extern const struct hpm_be_ops hpm_be_kmod_ops;
 extern const struct hpm_be_ops hpm_be_hugetlbfs_ops;
 extern const struct hpm_be_ops hpm_be_anon_ops;

@@ -5,6 +5,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "inspect.h"
 #include "internal.h"
 #include "memzone.h"
 
@@ -190,6 +191,14 @@ static int check_heap(const struct hpm_config *c, int n)
 
 int hpm_config_check_tables(const struct hpm_config *c)
 {
+	/* Mapped at c->base in this process: the view is the identity. */
+	struct hpm_view v = { (const char *)(uintptr_t)c->base, (uintptr_t)c->base, c->size };
+
+	return hpm_config_check_tables_view(c, &v);
+}
+
+int hpm_config_check_tables_view(const struct hpm_config *c, const struct hpm_view *v)
+{
 	int ret;
 
 	for (uint32_t i = 0; i < c->nr_memsegs; i++) {
@@ -214,5 +223,5 @@ int hpm_config_check_tables(const struct hpm_config *c)
 		if (ret)
 			return ret;
 	}
-	return hpm_memzone_table_check(c);
+	return hpm_memzone_table_check(c, v);
 }

@@ -126,5 +126,11 @@ int hpm_config_check_offset(const struct hpm_config *c, uint32_t i, uint64_t off
  * the heaps' read-mostly fields and the memzone table. 0 or -EPROTO.
  */
 int hpm_config_check_tables(const struct hpm_config *c);
+struct hpm_view;
+/*
+ * The same for @c, a private copy of a region's config, whose tables are
+ * read through @v (inspect.c: the region mapped elsewhere, read-only).
+ */
+int hpm_config_check_tables_view(const struct hpm_config *c, const struct hpm_view *v);
 
 #endif /* HPM_CONFIG_H */

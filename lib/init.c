@@ -81,8 +81,8 @@ static bool pid_alive(pid_t pid)
 	return pid > 0 && !(kill(pid, 0) && errno == ESRCH);
 }
 
-static void be_reset(struct hpm_be *be, const struct hpm_be_ops *ops,
-		     const struct hpm_init_opts *o, const char *name)
+void hpm_be_reset(struct hpm_be *be, const struct hpm_be_ops *ops,
+		  const struct hpm_init_opts *o, const char *name)
 {
 	memset(be, 0, sizeof(*be));
 	be->ops = ops;
@@ -528,7 +528,7 @@ static int init_on(const struct hpm_init_opts *o, const struct hpm_be_ops *ops,
 	struct hpm_be *be = &st.be;
 	int ret;
 
-	be_reset(be, ops, o, name);
+	hpm_be_reset(be, ops, o, name);
 	if (type != HPM_PROC_SECONDARY) {
 		ret = ops->create(be, bytes);
 		if (ret == 0) {
@@ -549,7 +549,7 @@ static int init_on(const struct hpm_init_opts *o, const struct hpm_be_ops *ops,
 					ops->type == HPM_BACKEND_KMOD ? " or its secondaries" : "");
 			return ret;
 		}
-		be_reset(be, ops, o, name);
+		hpm_be_reset(be, ops, o, name);
 	}
 	ret = ops->attach(be);
 	if (ret)
@@ -581,7 +581,7 @@ static int init_auto(const struct hpm_init_opts *o, const char *name,
 		for (size_t i = 0; i < HPM_ARRAY_SIZE(order); i++) {
 			struct hpm_be probe;
 
-			be_reset(&probe, backends[order[i]], o, name);
+			hpm_be_reset(&probe, backends[order[i]], o, name);
 			hpm_log_level = 0;
 			ret = probe.ops->attach(&probe);
 			hpm_log_level = saved;
@@ -600,7 +600,7 @@ static int init_auto(const struct hpm_init_opts *o, const char *name,
 	for (size_t i = 0; i < HPM_ARRAY_SIZE(order); i++) {
 		struct hpm_be probe;
 
-		be_reset(&probe, backends[order[i]], o, name);
+		hpm_be_reset(&probe, backends[order[i]], o, name);
 		hpm_log_level = saved > HPM_LOG_INFO ? saved : 0;
 		ret = probe.ops->probe(&probe, bytes);
 		hpm_log_level = saved;

@@ -119,15 +119,6 @@ __hpm_export const struct hpm_memseg *hpm_virt2memseg(const void *va)
 	return ms;
 }
 
-/* @b continues @a: same node, next VA, next IOVA. */
-static inline bool continues(const struct hpm_memseg *a, const struct hpm_memseg *b)
-{
-	return a->socket == b->socket &&
-	       (uintptr_t)a->addr + a->len == (uintptr_t)b->addr &&
-	       a->iova != HPM_BAD_IOVA && b->iova != HPM_BAD_IOVA &&
-	       a->iova + a->len == b->iova;
-}
-
 bool hpm_memseg_iova_contig(const void *va, size_t len)
 {
 	const struct hpm_config *c = hpm_cfg;
@@ -187,7 +178,8 @@ __hpm_export int hpm_memseg_contig_walk(int (*fn)(const struct hpm_memseg *first
 		size_t len = first->len;
 		int ret;
 
-		for (i++; i < c->nr_memsegs && continues(&c->memsegs[i - 1], &c->memsegs[i]); i++)
+		for (i++; i < c->nr_memsegs &&
+		     hpm_memseg_continues(&c->memsegs[i - 1], &c->memsegs[i]); i++)
 			len += c->memsegs[i].len;
 		ret = fn(first, len, arg);
 		if (ret)

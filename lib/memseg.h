@@ -11,6 +11,15 @@
 #include "backend.h"
 #include "config.h"
 
+/* @b continues @a: same node, next VA, next IOVA (one contiguous run). */
+static inline bool hpm_memseg_continues(const struct hpm_memseg *a, const struct hpm_memseg *b)
+{
+	return a->socket == b->socket &&
+	       (uintptr_t)a->addr + a->len == (uintptr_t)b->addr &&
+	       a->iova != HPM_BAD_IOVA && b->iova != HPM_BAD_IOVA &&
+	       a->iova + a->len == b->iova;
+}
+
 /*
  * True when [va, va + len) lies in the region and its IOVAs are contiguous
  * (so one DMA descriptor can cover it). len 0 is contiguous when va is ours.

@@ -12,6 +12,7 @@
 #include <hpmem/memzone.h>
 
 #include "config.h"
+#include "inspect.h"
 #include "internal.h"
 #include "malloc_heap.h"
 #include "memzone.h"
@@ -132,23 +133,24 @@ int hpm_memzone_setup(unsigned int max_zones)
 	return 0;
 }
 
-int hpm_memzone_table_check(const struct hpm_config *c)
+int hpm_memzone_table_check(const struct hpm_config *c, const struct hpm_view *v)
 {
-	const struct mz_table *t = c->memzone_tbl;
+	uintptr_t at = (uintptr_t)c->memzone_tbl;
 	uintptr_t lo = c->base + c->cfg_len, hi = c->base + c->size;
+	const struct mz_table *t = hpm_view_at(v, at, sizeof(*t), 8);
 	uintptr_t ents, bkts, end;
 	uint64_t nb = 2;
 
 	/* The header fits before the region's end (the pointer is inside). */
-	if ((uintptr_t)t + sizeof(*t) > hi || ((uintptr_t)t & 7)) {
+	if (!t || at + sizeof(*t) > hi) {
 		hpm_log(HPM_LOG_ERR, "shared config: bad memzone_tbl (%p), refusing the region",
-			(void *)t);
+			c->memzone_tbl);
 		return -EPROTO;
 	}
 	while (nb < 2ull * c->max_memzones)
 		nb <<= 1;
 	/* Integers, not pointers: nothing here is trusted yet. */
-	ents = (uintptr_t)t + HPM_ALIGN_UP(sizeof(*t), 64);
+	ents = at + HPM_ALIGN_UP(sizeof(*t), 64);
 	bkts = ents + (uintptr_t)c->max_memzones * sizeof(struct mz_entry);
 	end = bkts + nb * sizeof(uint32_t);
 	/*
@@ -158,11 +160,62 @@ int hpm_memzone_table_check(const struct hpm_config *c)
 	if (t->magic != MZ_TBL_MAGIC || t->version != MZ_TBL_VERSION ||
 	    t->max != c->max_memzones || t->mask != nb - 1 ||
 	    (uintptr_t)t->entries != ents || (uintptr_t)t->buckets != bkts ||
-	    (uintptr_t)t < lo || end > hi) {
+	    at < lo || end > hi) {
 		hpm_log(HPM_LOG_ERR, "shared config: bad memzone table at %p (magic 0x%x, "
-			"version %u, %u zones, mask 0x%x), refusing the region", (void *)t,
+			"version %u, %u zones, mask 0x%x), refusing the region", c->memzone_tbl,
 			t->magic, t->version, t->max, t->mask);
 		return -EPROTO;
+	}
+	return 0;
+}
+
+/*
+ * A writer that died with @seq odd, or one busy on the same entry all the
+ * while, costs a reader this many tries per entry; then it takes its copy
+ * as it is (the name is cut to its buffer whatever it holds).
+ */
+#define MZ_PEEK_TRIES	64
+
+int hpm_memzone_table_peek(const struct hpm_config *c, const struct hpm_view *v,
+			   int (*fn)(const struct hpm_memzone *mz, uintptr_t at, void *arg),
+			   void *arg)
+{
+	uintptr_t tbl = (uintptr_t)c->memzone_tbl;
+	uintptr_t ents = tbl + HPM_ALIGN_UP(sizeof(struct mz_table), 64);
+	const struct mz_table *t = hpm_view_at(v, tbl, sizeof(*t), 8);
+	int rc;
+
+	if (!t)
+		return -EPROTO;
+	/* c->max_memzones, not t->max: @c is what was checked, t moves on. */
+	for (uint32_t i = 0; i < c->max_memzones; i++) {
+		uintptr_t at = ents + (uintptr_t)i * sizeof(struct mz_entry);
+		const struct mz_entry *e = hpm_view_at(v, at, sizeof(*e), 8);
+		struct hpm_memzone mz;
+		unsigned int live = 0;
+
+		if (!e)
+			return -EPROTO;
+		for (int tries = 0; tries < MZ_PEEK_TRIES; tries++) {
+			/* acquire pairs with mz_write_end()'s release store */
+			unsigned int s1 = atomic_load_explicit(&t->seq, memory_order_acquire);
+
+			/* acquire pairs with the release store in mz_reserve() */
+			live = atomic_load_explicit(&e->in_use, memory_order_acquire);
+			if (live)
+				memcpy(&mz, &e->mz, sizeof(mz));
+			/* as in mz_find(): the copy completes before seq is re-read */
+			atomic_thread_fence(memory_order_acquire);
+			if (!(s1 & 1) && s1 == atomic_load_explicit(&t->seq, memory_order_relaxed))
+				break;
+			__builtin_ia32_pause();
+		}
+		if (!live)
+			continue;
+		mz.name[sizeof(mz.name) - 1] = '\0';
+		rc = fn(&mz, at, arg);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }

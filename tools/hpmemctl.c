@@ -28,6 +28,8 @@ static const struct ctl_cmd cmds[] = {
 	  "regions: owner, flags, pages per node, users, maps, DMA" },
 	{ "segs", cmd_segs, "[--uid UID] NAME",
 	  "a region's pages: offset, node, phys, IOVA, in runs" },
+	{ "app", cmd_app, "REGION heaps|memzones|mempools|rings|memsegs|threads [--backend B]",
+	  "look into a running application's region, read-only" },
 };
 
 #define NR_CMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -126,7 +128,8 @@ int main(int argc, char **argv)
 			args[0]);
 		return 2;
 	}
-	rc = dev_open(&c);
+	/* app reads regions of any backend (anon, hugetlbfs: no device). */
+	rc = cmd->fn == cmd_app ? 0 : dev_open(&c);
 	if (rc)
 		return rc;
 	json_init(&c.jw, stdout);

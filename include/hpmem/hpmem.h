@@ -13,5 +13,6 @@
 #include <hpmem/ring.h>
 #include <hpmem/mempool.h>
 #include <hpmem/mbuf.h>
+#include <hpmem/inspect.h>
 
 #endif /* HPMEM_HPMEM_H */
