@@ -376,8 +376,10 @@ struct app {
 	struct hpm_ring *ring;
 	const struct hpm_memzone *mz;
 	pthread_t workers[NR_WORKERS];
+	pthread_t churn;
 	atomic_bool stop;
 	atomic_ulong ops;	/* operations done by all workers */
+	atomic_ulong zone_ops;	/* zones reserved and freed by the churner */
 	atomic_int failures;	/* what a worker found wrong */
 	atomic_int ready;
 };
@@ -435,6 +437,25 @@ static void *worker(void *arg)
 	for (int k = 0; k < 8; k++)
 		hpm_free(held[k]);
 	hpm_mempool_cache_flush(a->mp);
+	return NULL;
+}
+
+/*
+ * Zones come and go under the tool's lock-free walk of the zone table
+ * (names rewritten, entries reused): the walk retries, never hangs.
+ */
+static void *churner(void *arg)
+{
+	struct app *a = arg;
+
+	while (!atomic_load(&a->stop)) {
+		const struct hpm_memzone *mz = hpm_memzone_reserve("insp-churn", 4096,
+								   HPM_SOCKET_ANY, 0);
+
+		if (!mz || hpm_memzone_free(mz))
+			atomic_fetch_add(&a->failures, 1);
+		atomic_fetch_add_explicit(&a->zone_ops, 1, memory_order_relaxed);
+	}
 	return NULL;
 }
 
@@ -623,6 +644,7 @@ TOOL_TEST(views_under_load)
 	       "in region order");
 	for (int i = 0; i < NR_WORKERS; i++)
 		ASSERT_EQ(0, pthread_create(&a.workers[i], NULL, worker, &a));
+	ASSERT_EQ(0, pthread_create(&a.churn, NULL, churner, &a));
 	while (atomic_load(&a.ready) + atomic_load(&a.failures) < NR_WORKERS)
 		usleep(1000);
 	x.slots = slots_taken();
@@ -637,14 +659,15 @@ TOOL_TEST(views_under_load)
 	 * scheduler alone may leave them unscheduled for one short run.
 	 */
 	EXPECT_LE(stalls, runs / 4);
-	TH_LOG("%d runs, the application's op counter stood still during %d, %lu ops",
-	       runs, stalls, atomic_load(&a.ops));
+	TH_LOG("%d runs, the workers' op counter stood still during %d; %lu ops, %lu zones",
+	       runs, stalls, atomic_load(&a.ops), atomic_load(&a.zone_ops));
 	/* Nobody took a slot meanwhile (the tool would have shown up). */
 	EXPECT_EQ(x.slots, slots_taken());
 
 	atomic_store(&a.stop, true);
 	for (int i = 0; i < NR_WORKERS; i++)
 		pthread_join(a.workers[i], NULL);
+	pthread_join(a.churn, NULL);
 	EXPECT_EQ(0, atomic_load(&a.failures));
 	/* The application's own integrity checks. */
 	EXPECT_EQ(0, hpm_malloc_validate());
@@ -703,6 +726,7 @@ static void expect_refusal(struct __test_metadata *_metadata, const char *ctl,
 		EXPECT_EQ(0, r.nout);
 		EXPECT_EQ(1, lines(r.err));
 		EXPECT_NE(NULL, strstr(r.err, word));
+		r.err[strcspn(r.err, "\n")] = '\0';
 		TH_LOG("refused: %s", r.err);
 	}
 }
