@@ -12,24 +12,25 @@
 
 /* One entry per command; a command family in its own file adds one line. */
 static const struct ctl_cmd cmds[] = {
-	{ "info", cmd_info, "",
-	  "module version, page size, features, limits" },
-	{ "nodes", cmd_nodes, "[--watch[=SEC]] [--count N]",
-	  "pool counters per NUMA node, once or every SEC seconds" },
-	{ "resize", cmd_resize, "NODE PAGES",
-	  "set a node's pool size (root)" },
-	{ "create", cmd_create, "NAME [--pinnable] [NODE:PAGES...]",
-	  "persistent region, grown on each node" },
-	{ "grow", cmd_grow, "[--uid UID] NAME NODE:PAGES...",
-	  "add pages of each node to a region" },
-	{ "destroy", cmd_destroy, "[--uid UID] NAME",
-	  "destroy a region (another user's with --uid: root)" },
-	{ "regions", cmd_regions, "",
-	  "regions: owner, flags, pages per node, users, maps, DMA" },
-	{ "segs", cmd_segs, "[--uid UID] NAME",
-	  "a region's pages: offset, node, phys, IOVA, in runs" },
-	{ "app", cmd_app, "REGION heaps|memzones|mempools|rings|memsegs|threads [--backend B]",
-	  "look into a running application's region, read-only" },
+	{ .name = "info", .fn = cmd_info, .usage = "",
+	  .help = "module version, page size, features, limits" },
+	{ .name = "nodes", .fn = cmd_nodes, .usage = "[--watch[=SEC]] [--count N]",
+	  .help = "pool counters per NUMA node, once or every SEC seconds" },
+	{ .name = "resize", .fn = cmd_resize, .usage = "NODE PAGES",
+	  .help = "set a node's pool size (root)" },
+	{ .name = "create", .fn = cmd_create, .usage = "NAME [--pinnable] [NODE:PAGES...]",
+	  .help = "persistent region, grown on each node" },
+	{ .name = "grow", .fn = cmd_grow, .usage = "[--uid UID] NAME NODE:PAGES...",
+	  .help = "add pages of each node to a region" },
+	{ .name = "destroy", .fn = cmd_destroy, .usage = "[--uid UID] NAME",
+	  .help = "destroy a region (another user's with --uid: root)" },
+	{ .name = "regions", .fn = cmd_regions, .usage = "",
+	  .help = "regions: owner, flags, pages per node, users, maps, DMA" },
+	{ .name = "segs", .fn = cmd_segs, .usage = "[--uid UID] NAME",
+	  .help = "a region's pages: offset, node, phys, IOVA, in runs" },
+	{ .name = "app", .fn = cmd_app, .usage = "REGION heaps|memzones|mempools|rings|memsegs|threads [--backend B]",
+	  .help = "look into a running application's region, read-only",
+	  .flags = CTL_NO_DEVICE },
 };
 
 #define NR_CMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -129,13 +130,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	/* app reads regions of any backend (anon, hugetlbfs: no device). */
-	rc = cmd->fn == cmd_app ? 0 : dev_open(&c);
+	rc = cmd->flags & CTL_NO_DEVICE ? 0 : dev_open(&c);
 	if (rc)
 		return rc;
 	json_init(&c.jw, stdout);
 	c.jw.pretty = true;
 	rc = cmd->fn(&c, n - 1, args + 1);
-	close(c.fd);
+	if (c.fd >= 0)
+		close(c.fd);
 	free(args);
 	return rc;
 }

@@ -28,7 +28,11 @@ struct ctl_cmd {
 	int (*fn)(struct ctl *c, int argc, char **argv);
 	const char *usage;	/* arguments, for the usage line */
 	const char *help;	/* one line for --help */
+	unsigned int flags;	/* CTL_* */
 };
+
+/* The command does not use /dev/hpmem: main does not open it (fd -1). */
+#define CTL_NO_DEVICE	(1U << 0)
 
 /* Commands, one family per file. */
 int cmd_info(struct ctl *c, int argc, char **argv);		/* pool.c */

@@ -36,20 +36,12 @@ static void on_sigbus(int sig)
 	_exit(1);
 }
 
-static void j_addr(struct json_writer *w, const char *key, uint64_t v)
-{
-	char buf[24];
-
-	snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)v);
-	json_kstr(w, key, buf);
-}
-
 static void j_iova(struct json_writer *w, uint64_t iova)
 {
 	if (iova == HPM_BAD_IOVA)
 		json_knull(w, "iova");
 	else
-		j_addr(w, "iova", iova);
+		json_kaddr(w, "iova", iova);
 }
 
 /* ---- heaps ---- */
@@ -99,7 +91,7 @@ static int zone_one(const struct hpm_memzone *mz, void *arg)
 	if (a->c->json) {
 		json_obj_begin(w);
 		json_kstr(w, "name", mz->name);
-		j_addr(w, "addr", (uintptr_t)mz->addr);
+		json_kaddr(w, "addr", (uintptr_t)mz->addr);
 		json_ku64(w, "len", mz->len);
 		json_ki64(w, "socket", mz->socket);
 		j_iova(w, mz->iova);
@@ -133,7 +125,7 @@ static int pool_one(const struct hpm_inspect_mempool *mp, void *arg)
 	if (a->c->json) {
 		json_obj_begin(w);
 		json_kstr(w, "name", mp->name);
-		j_addr(w, "addr", mp->addr);
+		json_kaddr(w, "addr", mp->addr);
 		json_kstr(w, "ops", mp->ops);
 		json_ku64(w, "size", mp->size);
 		json_ku64(w, "populated", mp->populated);
@@ -198,7 +190,7 @@ static int ring_one(const struct hpm_inspect_ring *r, void *arg)
 			json_kstr(w, "pool", r->pool);
 		else
 			json_knull(w, "pool");
-		j_addr(w, "addr", r->addr);
+		json_kaddr(w, "addr", r->addr);
 		json_ku64(w, "flags", r->flags);
 		json_ku64(w, "size", r->size);
 		json_ku64(w, "capacity", r->capacity);
@@ -234,7 +226,7 @@ static int run_one(const struct hpm_inspect_memseg_run *r, void *arg)
 
 	if (a->c->json) {
 		json_obj_begin(w);
-		j_addr(w, "addr", r->addr);
+		json_kaddr(w, "addr", r->addr);
 		j_iova(w, r->iova);
 		json_ku64(w, "len", r->len);
 		json_ku64(w, "pages", r->pages);
@@ -334,7 +326,7 @@ static void region_head(struct app *a, const struct hpm_inspect_region *r)
 	json_ku64(w, "layout_version", r->layout_version);
 	json_ki64(w, "primary_pid", r->primary_pid);
 	json_kbool(w, "primary_alive", r->primary_alive);
-	j_addr(w, "base", r->base);
+	json_kaddr(w, "base", r->base);
 	json_ku64(w, "size", r->size);
 	json_ku64(w, "page_size", r->page_sz);
 	json_ku64(w, "memsegs", r->nr_memsegs);

@@ -168,6 +168,14 @@ void json_knull(struct json_writer *w, const char *k)
 	json_null(w);
 }
 
+void json_kaddr(struct json_writer *w, const char *k, uint64_t v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "0x%" PRIx64, v);
+	json_kstr(w, k, buf);
+}
+
 int json_finish(struct json_writer *w)
 {
 	if (w->depth || w->after_key)

@@ -53,6 +53,11 @@ void json_ku64(struct json_writer *w, const char *key, uint64_t v);
 void json_ki64(struct json_writer *w, const char *key, int64_t v);
 void json_kbool(struct json_writer *w, const char *key, bool v);
 void json_knull(struct json_writer *w, const char *key);
+/*
+ * An address as a "0x..." string: jq and JavaScript read JSON numbers as
+ * doubles, exact only below 2^53, and IOVAs or virtual addresses may not be.
+ */
+void json_kaddr(struct json_writer *w, const char *key, uint64_t v);
 
 /*
  * Ends the document with a newline and flushes. Returns 0, -EINVAL when the

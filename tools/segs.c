@@ -78,7 +78,7 @@ static void put_addr(struct ctl *c, const char *key, uint64_t v, bool shown)
 {
 	if (c->json) {
 		if (shown)
-			json_ku64(&c->jw, key, v);
+			json_kaddr(&c->jw, key, v);
 		else
 			json_knull(&c->jw, key);
 	}
