@@ -14,10 +14,14 @@ debug_kernel=(flex bison bc libelf-dev libssl-dev)
 # libFuzzer's runtime (clang -fsanitize=fuzzer, make test's fuzz targets):
 # clang-14 only recommends it.
 fuzz=(libclang-rt-14-dev)
+# make test builds the Debian packages (dpkg-buildpackage, debian/) and
+# runs lintian on them.
+packaging=(dpkg-dev debhelper dh-dkms fakeroot lintian)
 case "$job" in
 demo)		want=("${base[@]}") ;;
 # make test ends with the benchmark smoke run, which compares against DPDK.
-test|all)	want=("${base[@]}" "${debug_kernel[@]}" libdpdk-dev "${fuzz[@]}") ;;
+test|all)	want=("${base[@]}" "${debug_kernel[@]}" libdpdk-dev "${fuzz[@]}"
+		      "${packaging[@]}") ;;
 bench)		want=("${base[@]}" libdpdk-dev) ;;
 *)		echo "usage: $0 test|demo|bench|all" >&2; exit 2 ;;
 esac

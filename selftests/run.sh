@@ -1,10 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Run every test: host library tests (plain, ASan/UBSan, then TSan) on the anon
-# and, when hugepages can be reserved, hugetlbfs backends; the guest suite
-# on both kernels, each without and with an IOMMU; a DKMS build; the
-# benchmark smoke run. TAP throughout; the last line is
-# "N passed, N failed, N skipped" and the exit status is non-zero on failure.
+# and, when hugepages can be reserved, hugetlbfs backends; make install into
+# a DESTDIR; the guest suite on both kernels, each without and with an
+# IOMMU; a DKMS build; the Debian packages; the benchmark smoke run. TAP
+# throughout; the last line is "N passed, N failed, N skipped" and the exit
+# status is non-zero on failure.
 #
 # Usage: selftests/run.sh [--host-only]
 set -uo pipefail
@@ -192,6 +193,13 @@ else
 	nfail=$((nfail + 1))
 fi
 
+# make install as users run it: into a DESTDIR, an application built
+# against that tree with pkg-config (shared and -static), make uninstall.
+echo "# install: make install DESTDIR=..."
+run_prog install-destdir "$here/install/destdir.sh" >"$logdir/install.log"
+cat "$logdir/install.log"
+judge "$logdir/install.log" install-destdir
+
 # hugetlbfs: reserve pages on top of what is there (other users of the
 # machine keep theirs) and give back exactly what was added.
 huge_dir=
@@ -296,6 +304,14 @@ if [ $host_only = 0 ]; then
 		echo "not ok - dkms build (log $logdir/dkms.log)"
 		nfail=$((nfail + 1))
 	fi
+
+	# The Debian packages: built from HEAD, lintian, installed with apt,
+	# an application built against them, purged. Root only (it SKIPs
+	# otherwise); about a minute of CPU, mostly the build and lintian.
+	echo "# Debian packages"
+	run_prog install-deb "$here/install/deb.sh" >"$logdir/deb.log"
+	cat "$logdir/deb.log"
+	judge "$logdir/deb.log" install-deb
 
 	if [ -f "$TOP/bench/Makefile" ]; then
 		echo "# benchmark smoke run"
