@@ -81,9 +81,7 @@ DOCDIR		?= $(PREFIX)/share/doc/hpmem
 # udev reads /usr/local/lib/udev/rules.d as well as /usr/lib/udev/rules.d.
 UDEVRULESDIR	?= $(PREFIX)/lib/udev/rules.d
 export PREFIX
-# man/hpmemctl.8 replaces docs/hpmemctl.8; until it lands, the old one.
-MANPAGES	:= $(wildcard man/*.[0-9]) \
-		   $(if $(wildcard man/hpmemctl.8),,$(wildcard docs/hpmemctl.8))
+MANPAGES	:= $(wildcard man/*.[0-9])
 MANFILES	:= $(foreach m,$(MANPAGES),\
 		   $(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 
