@@ -109,8 +109,8 @@ static int check_copy(struct hpm_inspect *in, const struct hpm_config *c)
 	int ret = hpm_config_check((struct hpm_config *)c);
 
 	if (ret == -EAGAIN || (!ret && !atomic_load_explicit(&c->ready, memory_order_relaxed))) {
-		hpm_log(HPM_LOG_ERR, "region '%s': its primary has not finished hpm_init()",
-			in->be.name);
+		hpm_log(HPM_LOG_ERR, "region '%s' holds no libhpmem configuration yet (its "
+			"primary is still in hpm_init(), or none ever ran)", in->be.name);
 		return -EAGAIN;
 	}
 	if (ret)

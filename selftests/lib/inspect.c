@@ -731,7 +731,7 @@ static void expect_refusal(struct __test_metadata *_metadata, const char *ctl,
 	}
 }
 
-TOOL_TEST(layout_mismatch_refused)
+TOOL_TEST(refusals)
 {
 	const char *ctl = find_ctl();
 	static struct app a;
@@ -743,6 +743,10 @@ TOOL_TEST(layout_mismatch_refused)
 	hpm_config()->layout_version++;
 	expect_refusal(_metadata, ctl, a.name, "layout");
 	hpm_config()->layout_version--;
+	/* A primary still in hpm_init(). */
+	atomic_store(&hpm_config()->ready, 0);
+	expect_refusal(_metadata, ctl, a.name, "hpm_init()");
+	atomic_store(&hpm_config()->ready, 1);
 	/* And a region that is not there at all. */
 	expect_refusal(_metadata, ctl, "insp-none", "insp-none");
 	EXPECT_EQ(0, hpm_cleanup());
