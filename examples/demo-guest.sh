@@ -31,7 +31,7 @@ show() {
 	echo "\$ $*"
 	"$@" >/tmp/show.out 2>&1
 	rc=$?
-	sed 's/^/    /' /tmp/show.out
+	sed 's/^./    &/' /tmp/show.out
 	return $rc
 }
 

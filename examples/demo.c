@@ -228,12 +228,14 @@ static int secondary(struct hpm_init_opts *o)
  * The proof: a device (QEMU's edu, in the guest) DMAs a packet from one
  * buffer into an mbuf at the IOVA the mbuf carries. Through VFIO when the
  * device sits behind an IOMMU (the library maps its memory into the
- * container), else straight to physical addresses.
+ * container), else straight to physical addresses. Returns true with
+ * @edu still open (and the region still mapped for it, which "serve" lets
+ * hpmemctl show), false when there was no device to open.
  */
-static void dma_into_mbuf(struct hpm_mempool *mp)
+static bool dma_into_mbuf(struct hpm_mempool *mp, struct edu *e)
 {
-	struct hpm_mbuf *m;
 	struct edu edu;
+	struct hpm_mbuf *m;
 	char bdf[32];
 	uint8_t *pkt;
 	char *d;
@@ -241,12 +243,12 @@ static void dma_into_mbuf(struct hpm_mempool *mp)
 
 	if (edu_find(bdf, sizeof(bdf), NULL)) {
 		printf("demo: no edu DMA device (QEMU -device edu), no DMA proof\n");
-		return;
+		return false;
 	}
 	rc = edu_open(&edu, bdf);
 	if (rc < 0) {
 		FAIL("edu %s: %s", bdf, hpm_strerror(rc));
-		return;
+		return false;
 	}
 	printf("demo: edu %s opened through %s, IOVA mode %s\n", bdf,
 	       edu.vfio ? "VFIO (the IOMMU translates)" : "sysfs (no IOMMU)",
@@ -276,7 +278,8 @@ static void dma_into_mbuf(struct hpm_mempool *mp)
 out:
 	hpm_pktmbuf_free(m);
 	hpm_free(pkt);
-	edu_close(&edu);
+	*e = edu;
+	return true;
 }
 
 /*
@@ -342,6 +345,8 @@ int main(int argc, char **argv)
 	struct hpm_ring *r;
 	char region[HPM_NAME_SIZE], name[HPM_NAME_SIZE];
 	int rc, s, status, serve = 0;
+	bool have_edu = false;
+	struct edu edu;
 	pid_t pid;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -417,9 +422,11 @@ int main(int argc, char **argv)
 		FAIL("no pool on socket 0: no secondary");
 	}
 	if (pools[0] != NULL)
-		dma_into_mbuf(pools[0]);
+		have_edu = dma_into_mbuf(pools[0], &edu);
 	if (serve > 0)
 		serve_for(serve, o.region);
+	if (have_edu)
+		edu_close(&edu);
 
 	for (s = 0; s < HPM_MAX_NODES; s++) {
 		if (pools[s] == NULL)
