@@ -34,12 +34,25 @@ static const struct {
 	{ HPMEM_FEAT_UID_NAMES, "uid-names" },
 	{ HPMEM_FEAT_REGION_LIST, "region-list" },
 	{ HPMEM_FEAT_DIRTY_PAGES, "dirty-pages" },
+	{ HPMEM_FEAT_LIST_DMA_PINNED, "list-dma-pinned" },
+	{ HPMEM_FEAT_LIST_OWN, "list-own" },
 };
+
+/* A feature bit's name; "bitN" for one newer than this hpmemctl. */
+static const char *feature_name(unsigned int bit, char *buf, size_t len)
+{
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
+		if (features[i].bit == 1ULL << bit)
+			return features[i].name;
+	snprintf(buf, len, "bit%u", bit);
+	return buf;
+}
 
 int cmd_info(struct ctl *c, int argc, char **argv)
 {
 	struct json_writer *w = &c->jw;
 	struct hpmem_info info;
+	char name[8];
 	int rc;
 
 	(void)argv;
@@ -55,9 +68,9 @@ int cmd_info(struct ctl *c, int argc, char **argv)
 		json_ku64(w, "features", info.features);
 		json_key(w, "feature_names");
 		json_arr_begin(w);
-		for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
-			if (info.features & features[i].bit)
-				json_str(w, features[i].name);
+		for (unsigned int b = 0; b < 64; b++)
+			if (info.features & (1ULL << b))
+				json_str(w, feature_name(b, name, sizeof(name)));
 		json_arr_end(w);
 		json_ku64(w, "nr_node_ids", info.nr_node_ids);
 		json_ku64(w, "node_mask", info.node_mask);
@@ -72,9 +85,9 @@ int cmd_info(struct ctl *c, int argc, char **argv)
 	printf("api version:        %u\n", info.api_version);
 	printf("page size:          %llu KiB\n", (1ULL << info.page_shift) >> 10);
 	printf("features:          ");
-	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++)
-		if (info.features & features[i].bit)
-			printf(" %s", features[i].name);
+	for (unsigned int b = 0; b < 64; b++)
+		if (info.features & (1ULL << b))
+			printf(" %s", feature_name(b, name, sizeof(name)));
 	printf("\nnode ids below:     %u\n", info.nr_node_ids);
 	printf("max pool pages:     %llu\n", (unsigned long long)info.max_pages);
 	printf("addresses visible:  %s\n",

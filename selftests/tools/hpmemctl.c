@@ -253,6 +253,8 @@ TEST(info)
 	EXPECT_EQ(HPMEM_PAGE_SIZE, ju(v, "page_size"));
 	EXPECT_EQ(hi.node_mask, ju(v, "node_mask"));
 	EXPECT_EQ(hi.features, ju(v, "features"));
+	/* a name for every bit the module reports */
+	EXPECT_EQ((size_t)__builtin_popcountll(hi.features), jget(v, "feature_names")->n);
 	jfree(v);
 	/* --json before the command works the same */
 	ASSERT_EQ(0, ctl(r, false, "--json info"));
