@@ -17,10 +17,13 @@
 #define HPM_CFG_MAGIC		0x4746434d454d5048ULL
 /*
  * Bump on any change to struct hpm_config or to anything it embeds
- * (heaps, memsegs, thread slots). The struct sizes are checked as well,
- * so a forgotten bump is still caught when a size changes.
+ * (heaps, memsegs, thread slots), and on any change to the layout or
+ * protocol of an object processes share through the region (rings,
+ * mempools): a secondary must not run another protocol on them. The
+ * struct sizes are checked as well, so a forgotten bump is still caught
+ * when a size changes. 3: rings lock each MP/MC side.
  */
-#define HPM_CFG_LAYOUT_VERSION	2
+#define HPM_CFG_LAYOUT_VERSION	3
 
 /* A thread slot's owner: pid << 32 | tid, 0 when free. */
 struct hpm_thread_slot {

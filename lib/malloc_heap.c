@@ -6,7 +6,6 @@
  * per-thread caches in front of it, and the alloc and free entry points
  * whose fast paths they are, live in malloc_tcache.c.
  */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <hpmem/memseg.h>
 
 #include "config.h"
+#include "crash_step.h"
 #include "internal.h"
 #include "malloc_elem.h"
 #include "malloc_heap.h"
@@ -41,19 +41,7 @@
  * allocating, and the blocks it held, stay allocated: lost, not corrupt.
  * HEAP_STEP() marks the points where the test hook can kill a holder.
  */
-int hpm_heap_crash_countdown;
-
-static __hpm_cold void heap_crash_step(void)
-{
-	if (!--hpm_heap_crash_countdown)
-		raise(SIGKILL);
-}
-
-#define HEAP_STEP()							\
-	do {								\
-		if (unlikely(hpm_heap_crash_countdown))			\
-			heap_crash_step();				\
-	} while (0)
+#define HEAP_STEP()	HPM_CRASH_STEP()
 
 /*
  * Heaps used while the library is not initialised: unit tests run the heap

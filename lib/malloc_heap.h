@@ -160,12 +160,4 @@ int hpm_heap_validate(struct hpm_heap *h);
 void hpm_heap_set_table(struct hpm_heap *heaps);
 struct hpm_heap *hpm_heap_table(void);
 
-/*
- * Test hook, not API: when non-zero in a process, that process SIGKILLs
- * itself at the N-th step of a heap update it makes under the lock (the
- * points between two stores where a death leaves the most to repair).
- * Lets a test kill a holder between every pair of steps of an operation.
- */
-extern int hpm_heap_crash_countdown;
-
 #endif /* HPM_MALLOC_HEAP_H */

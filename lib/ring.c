@@ -7,12 +7,16 @@
 #include <hpmem/ring.h>
 
 #include "internal.h"
+#include "robust_lock.h"
 
 #define RING_MZ_PREFIX	"RG_"
 
 _Static_assert(offsetof(struct hpm_ring, cons) -
 	       offsetof(struct hpm_ring, prod) >= 2 * HPM_CACHE_LINE_SIZE,
 	       "producer and consumer indices must not share a line pair");
+/* A side's indices and lock in one line: an operation touches one line. */
+_Static_assert(sizeof(struct hpm_ring_headtail) == HPM_CACHE_LINE_SIZE,
+	       "one side of a ring is one cache line");
 
 static int ring_slots(unsigned int count, unsigned int flags, uint32_t *size,
 		      uint32_t *cap)
@@ -87,6 +91,8 @@ static void ring_setup(struct hpm_ring *r, const char *name, uint32_t size,
 	atomic_init(&r->prod.tail, 0);
 	atomic_init(&r->cons.head, 0);
 	atomic_init(&r->cons.tail, 0);
+	hpm_robust_lock_init(&r->prod.lock);
+	hpm_robust_lock_init(&r->cons.lock);
 	/*
 	 * Last, a release store: a lookup that sees the magic (acquire or
 	 * through the memzone table's lock) sees a whole ring.
@@ -186,12 +192,46 @@ __hpm_export void hpm_ring_dump(FILE *f, const struct hpm_ring *r)
 	fprintf(f, "ring <%s>@%p\n", r->name, (const void *)r);
 	fprintf(f, "  flags=%#x size=%u capacity=%u\n", r->flags, r->size,
 		r->capacity);
-	fprintf(f, "  cons.head=%u cons.tail=%u single=%u\n",
+	fprintf(f, "  cons.head=%u cons.tail=%u single=%u locked_by=%d\n",
 		atomic_load(&r->cons.head), atomic_load(&r->cons.tail),
-		r->cons.single);
-	fprintf(f, "  prod.head=%u prod.tail=%u single=%u\n",
+		r->cons.single, hpm_robust_owner_pid(&r->cons.lock));
+	fprintf(f, "  prod.head=%u prod.tail=%u single=%u locked_by=%d\n",
 		atomic_load(&r->prod.head), atomic_load(&r->prod.tail),
-		r->prod.single);
+		r->prod.single, hpm_robust_owner_pid(&r->prod.lock));
 	fprintf(f, "  used=%u avail=%u\n", hpm_ring_count(r),
 		hpm_ring_free_count(r));
+}
+
+static const char *side_name(const struct hpm_ring *r,
+			     const struct hpm_ring_headtail *ht)
+{
+	return ht == &r->prod ? "producer" : "consumer";
+}
+
+__hpm_export void hpm_ring_lock_slow_(struct hpm_ring *r,
+				     struct hpm_ring_headtail *ht)
+{
+	uint64_t me = hpm_robust_self_, dead;
+
+	if (!me)
+		me = hpm_robust_self_init_();
+	/*
+	 * Yield early, unlike the heap's lock: ring operations are the
+	 * fast path of every user, often more threads than CPUs, and the
+	 * holder we wait for may be preempted in its short copy.
+	 */
+	dead = hpm_robust_lock_slow(&ht->lock, me, HPM_RING_SPINS_BEFORE_YIELD);
+	if (likely(!dead))
+		return;
+	/*
+	 * The dead holder's tail store, if it made it, published a whole
+	 * operation; anything after it (slots copied, the head) is void.
+	 * The head only matters to SP/SC calls on this ring and to dumps.
+	 * relaxed: we hold the lock and the tail is ours to write.
+	 */
+	atomic_store_explicit(&ht->head,
+			      atomic_load_explicit(&ht->tail, memory_order_relaxed),
+			      memory_order_relaxed);
+	hpm_log(HPM_LOG_WARN, "ring %s: %s pid %d died in an operation; lock taken over",
+		r->name, side_name(r, ht), (int)(dead >> 32));
 }

@@ -9,14 +9,7 @@
 
 #include "robust_lock.h"
 
-/*
- * Pauses between two looks at the holder: about 0.1-0.5 ms, far longer
- * than any heap critical section, so a live holder is rarely asked about,
- * and a dead one costs its waiters well under a millisecond.
- */
-#define SPINS_PER_CHECK	4096
-
-__thread uint64_t hpm_robust_self_ __attribute__((tls_model("initial-exec")));
+__hpm_export __thread uint64_t hpm_robust_self_ __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t self_once = PTHREAD_ONCE_INIT;
 
@@ -31,7 +24,7 @@ static void self_once_init(void)
 	pthread_atfork(NULL, NULL, self_atfork_child);
 }
 
-uint64_t hpm_robust_self_init(void)
+__hpm_export uint64_t hpm_robust_self_init_(void)
 {
 	pthread_once(&self_once, self_once_init);
 	hpm_robust_self_ = (uint64_t)(uint32_t)getpid() << 32 |
@@ -50,7 +43,8 @@ static bool owner_dead(uint64_t owner)
 	return dead;
 }
 
-uint64_t hpm_robust_lock_slow(hpm_robust_lock_t *l, uint64_t me)
+uint64_t hpm_robust_lock_slow(hpm_robust_lock_t *l, uint64_t me,
+			      unsigned int spins_per_yield)
 {
 	unsigned int spins = 0;
 
@@ -58,23 +52,32 @@ uint64_t hpm_robust_lock_slow(hpm_robust_lock_t *l, uint64_t me)
 		uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
 
 		if (!cur) {
+			/* acquire pairs with the release in hpm_robust_unlock() */
 			if (atomic_compare_exchange_weak_explicit(&l->owner, &cur, me,
 								  memory_order_acquire,
 								  memory_order_relaxed))
 				return 0;
 			continue;
 		}
-		if (++spins < SPINS_PER_CHECK) {
-			__builtin_ia32_pause();
+		if (++spins % HPM_ROBUST_SPINS_PER_CHECK) {
+			/*
+			 * A holder preempted inside its critical section (more
+			 * threads than CPUs) holds everyone up for its whole
+			 * time slice: give it our CPU now and then.
+			 */
+			if (spins % spins_per_yield)
+				__builtin_ia32_pause();
+			else
+				sched_yield();
 			continue;
 		}
-		spins = 0;
 		/*
 		 * Only a CAS from the very value found dead succeeds: of
 		 * several waiters that saw the death, one wins; the others
 		 * see the winner (alive) from then on. acquire: the dead
-		 * holder's stores were made before it died, and the winner
-		 * of an earlier takeover released them through unlock.
+		 * holder's stores were made before it died (the kernel's exit
+		 * path orders them before the ESRCH seen here), and the
+		 * winner of an earlier takeover released them through unlock.
 		 */
 		if (owner_dead(cur) &&
 		    atomic_compare_exchange_strong_explicit(&l->owner, &cur, me,

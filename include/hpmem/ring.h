@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Lock-free fixed-size rings of pointers, shareable between processes. */
+/* Fixed-size rings of pointers, shareable between processes, that survive
+ * a process killed mid-operation. */
 #ifndef HPMEM_RING_H
 #define HPMEM_RING_H
 
 #include <errno.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,24 +13,43 @@
 #include <sys/types.h>
 
 #include <hpmem/common.h>
+#include <hpmem/robust_lock.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /*
- * Protocol (one per direction, "prod" and "cons"):
- *  1. A caller reserves n slots by moving its side's head forward (a CAS
- *     when several threads share the side, a plain store when the side is
- *     single), after checking the other side's tail for room/entries.
- *  2. It copies the pointers into (or out of) the reserved slots.
- *  3. It waits until its side's tail reaches its old head (so earlier
- *     reservations of the same side have finished), then publishes by
- *     storing tail = new head with release semantics.
- * The other side reads this side's tail with acquire semantics, which pairs
- * with the release in step 3: it never sees a slot before its contents.
+ * Indices are free-running 32-bit counters, one pair per side ("prod" and
+ * "cons"); slot = index & mask. A side publishes with a store-release of
+ * its tail; the other side reads that tail with a load-acquire and reads
+ * nothing else of it, so it never sees a slot before its contents (or
+ * overwrites one before it was read).
  *
- * Indices are free-running 32-bit counters; slot = index & mask.
+ * Single producer / consumer (SP/SC): lock-free. The one thread of the
+ * side moves its head, copies the slots, then stores tail = head.
+ *
+ * Multi-producer / consumer (MP/MC), which must survive a process killed
+ * mid-operation (SIGKILL, a crash): one operation per side at a time, as
+ * DPDK's HTS mode (RING_F_MP_HTS_ENQ / RING_F_MC_HTS_DEQ). The caller
+ * takes its side's robust lock (<hpmem/robust_lock.h>), reads its own tail
+ * and the other side's (acquire) for room or entries, copies the slots and
+ * publishes with the store-release of its tail, then unlocks. The tail is
+ * the only index the other side reads, so a holder that dies leaves
+ * nothing half published: slots written beyond the tail are invisible and
+ * rewritten by the next producer, and a consumer that had not stored its
+ * tail moved nothing. An operation killed midway is all-or-nothing: it
+ * happened iff its tail store did. The next locker of that side finds the
+ * holder dead (tgkill() says ESRCH), takes the lock over and sets the
+ * side's head back to its tail (hpm_ring_lock_slow_()). Limits: those of
+ * the lock: one PID namespace for all users; a holder whose pid and tid
+ * were recycled stalls the side until that new thread exits; a stopped
+ * holder stalls it while stopped. Objects a dead consumer had dequeued (or
+ * a dead producer had yet to enqueue) are lost with it.
+ * Compared with the lock-free MP/MC protocol (CAS on the head, wait for
+ * earlier reservations, store the tail), the uncontended cost is the same:
+ * one atomic read-modify-write per operation. Under contention a producer
+ * waits for the whole copy of the one before it, not just its tail store.
  */
 
 /* Enqueue is single-producer by default. */
@@ -43,8 +62,8 @@ extern "C" {
 				 HPM_RING_F_EXACT_SZ)
 
 /*
- * Pauses a multi-producer/consumer spends waiting for an earlier one to
- * publish before it yields the CPU (about 2-8 us, far above a normal wait).
+ * Pauses a multi-producer/consumer spends waiting for its side's lock
+ * before it yields the CPU (about 2-8 us, far above a normal wait).
  */
 #define HPM_RING_SPINS_BEFORE_YIELD	64u
 /* Largest ring size (slots). */
@@ -52,15 +71,18 @@ extern "C" {
 /* Name length including NUL; the memzone is named "RG_<name>". */
 #define HPM_RING_NAMESIZE	(HPM_NAME_SIZE - 3)
 
-#define HPM_RING_MAGIC		0x52494e47u	/* "RING" */
+/* "RNG2": layout 2, with a lock per side (layout 1 was "RING"). */
+#define HPM_RING_MAGIC		0x524e4732u
 
 struct hpm_memzone;
 
 /* One side of the ring. */
 struct hpm_ring_headtail {
-	_Atomic(uint32_t) head;	/* next index to reserve */
+	_Atomic(uint32_t) head;	/* next index to reserve; = tail when idle */
 	_Atomic(uint32_t) tail;	/* everything before it is published */
 	uint32_t single;	/* this side's default is single-threaded */
+	uint32_t pad_;
+	hpm_robust_lock_t lock;	/* MP/MC: one operation of this side at a time */
 } __hpm_cache_aligned;
 
 struct hpm_ring {
@@ -115,111 +137,125 @@ void hpm_ring_dump(FILE *f, const struct hpm_ring *r);
  */
 #define HPM_RING_INLINE_	static inline __attribute__((always_inline))
 
-HPM_RING_INLINE_ void hpm_ring_pause_(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
+/*
+ * The slow path of the MP/MC lock (lib/ring.c): waits for the side's
+ * lock, yielding now and then; takes it over from a dead holder and puts
+ * the side's head back to its tail. Not API.
+ */
+void hpm_ring_lock_slow_(struct hpm_ring *r, struct hpm_ring_headtail *ht);
 
 /*
- * Reserve up to n slots on side `me` against the other side's tail. fixed:
- * all n or nothing. Returns the number reserved and their first index.
- * room(other_tail, head) = free slots for producers, entries for consumers.
+ * Test hook: a program that defines HPM_RING_TEST_STEP() before including
+ * this header has it run at the points of an MP/MC operation where a
+ * death matters (lock held; part of the slots copied; all copied; tail
+ * published, lock still held). The selftests kill themselves there.
+ * Empty, hence free, otherwise.
+ */
+#ifdef HPM_RING_TEST_STEP
+#define HPM_RING_TEST_STEPS_	1
+#else
+#define HPM_RING_TEST_STEP()	do { } while (0)
+#define HPM_RING_TEST_STEPS_	0
+#endif
+
+/*
+ * SP/SC: reserve up to n slots on side `me` against the other side's
+ * tail. fixed: all n or nothing. Returns the number reserved and their
+ * first index. room(other_tail, head) = free slots for producers, entries
+ * for consumers.
  */
 HPM_RING_INLINE_ unsigned int
 hpm_ring_move_head_(struct hpm_ring_headtail *me,
 		    const struct hpm_ring_headtail *other, uint32_t cap_add,
-		    unsigned int n, bool fixed, bool single, uint32_t *old_head,
+		    unsigned int n, bool fixed, uint32_t *old_head,
 		    uint32_t *entries_out)
 {
 	uint32_t head, other_tail, room;
 	unsigned int want;
 
+	/* Only this thread moves this head. */
+	head = atomic_load_explicit(&me->head, memory_order_relaxed);
 	/*
-	 * acquire: orders the load of other->tail below after this head load
-	 * (and after the head reloaded by a failed CAS). Without it a stale
-	 * other->tail read with a newer head would make room underflow.
+	 * acquire pairs with the release store of other->tail by the other
+	 * side: for producers, consumers finished reading the slots we will
+	 * overwrite; for consumers, the producers' slot writes are visible.
 	 */
-	head = atomic_load_explicit(&me->head, memory_order_acquire);
-	for (;;) {
-		/*
-		 * acquire pairs with the release store of other->tail in
-		 * hpm_ring_update_tail_(): for producers, consumers finished
-		 * reading the slots we will overwrite; for consumers, the
-		 * producers' slot writes are visible.
-		 */
-		other_tail = atomic_load_explicit(&other->tail,
-						  memory_order_acquire);
-		/* cap_add = capacity for producers, 0 for consumers. */
-		room = cap_add + other_tail - head;
-		want = n;
-		if (__builtin_expect(want > room, 0))
-			want = fixed ? 0 : room;
-		if (want == 0) {
-			*entries_out = room;
-			return 0;
-		}
-		if (single) {
-			/* Only we move this head: relaxed suffices. */
-			atomic_store_explicit(&me->head, head + want,
-					      memory_order_relaxed);
-			break;
-		}
-		/*
-		 * acquire on failure for the same reason as the initial load
-		 * (the reloaded head must precede the next other->tail read);
-		 * C11 wants success at least as strong. Nothing is published
-		 * through the head: slots are published by the tail.
-		 */
-		if (atomic_compare_exchange_weak_explicit(&me->head, &head,
-							  head + want,
-							  memory_order_acquire,
-							  memory_order_acquire))
-			break;
-	}
-	*old_head = head;
+	other_tail = atomic_load_explicit(&other->tail, memory_order_acquire);
+	/* cap_add = capacity for producers, 0 for consumers. */
+	room = cap_add + other_tail - head;
+	want = n;
+	if (__builtin_expect(want > room, 0))
+		want = fixed ? 0 : room;
 	*entries_out = room - want;
+	if (want == 0)
+		return 0;
+	atomic_store_explicit(&me->head, head + want, memory_order_relaxed);
+	*old_head = head;
 	return want;
 }
 
 HPM_RING_INLINE_ void hpm_ring_update_tail_(struct hpm_ring_headtail *ht,
-					 uint32_t old, uint32_t new_val,
-					 bool single)
+					    uint32_t new_val)
 {
 	/*
-	 * Earlier reservations on this side publish first: wait until the
-	 * tail reaches our old head. acquire pairs with the release store
-	 * of that earlier thread below: our plain store of the tail ends
-	 * its release sequence, so without it the other side's acquire of
-	 * our tail would not order the earlier thread's slot accesses
-	 * before its own (a C11 data race, which TSan reports; free on x86).
-	 */
-	if (!single) {
-		unsigned int spins = 0;
-
-		while (atomic_load_explicit(&ht->tail, memory_order_acquire) !=
-		       old) {
-			/*
-			 * The thread we wait for may have been preempted
-			 * between its head and tail updates (more threads
-			 * than cores): after a few microseconds give it our
-			 * CPU instead of spinning for a whole time slice.
-			 */
-			if (++spins % HPM_RING_SPINS_BEFORE_YIELD)
-				hpm_ring_pause_();
-			else
-				sched_yield();
-		}
-	}
-	/*
-	 * release pairs with the acquire load of this tail in the other
-	 * side's hpm_ring_move_head_(): producers' slot writes (or
-	 * consumers' slot reads) happen before the other side reuses them.
+	 * release pairs with the acquire load of this tail on the other
+	 * side (hpm_ring_move_head_(), hpm_ring_mt_room_()): producers' slot
+	 * writes (or consumers' slot reads) happen before the other side
+	 * reuses them.
 	 */
 	atomic_store_explicit(&ht->tail, new_val, memory_order_release);
+}
+
+/*
+ * MP/MC: take the side's lock. Inline, the uncontended case: one
+ * compare-and-swap. Held, dead holder, or the thread's first lock: out of
+ * line.
+ */
+HPM_RING_INLINE_ void hpm_ring_mt_lock_(struct hpm_ring *r,
+					struct hpm_ring_headtail *ht)
+{
+	if (__builtin_expect(!hpm_robust_trylock_(&ht->lock), 0))
+		hpm_ring_lock_slow_(r, ht);
+	HPM_RING_TEST_STEP();
+}
+
+/*
+ * MP/MC, lock held: how many of n to move (fixed: n or 0), from index
+ * *pos of side `me`; room as in hpm_ring_move_head_().
+ */
+HPM_RING_INLINE_ unsigned int
+hpm_ring_mt_room_(const struct hpm_ring_headtail *me,
+		  const struct hpm_ring_headtail *other, uint32_t cap_add,
+		  unsigned int n, bool fixed, uint32_t *pos, uint32_t *left)
+{
+	uint32_t room;
+
+	/*
+	 * relaxed: only the lock holder stores this tail, and the lock's
+	 * acquire ordered the previous holder's store before this load.
+	 */
+	*pos = atomic_load_explicit(&me->tail, memory_order_relaxed);
+	/* acquire: as in hpm_ring_move_head_() */
+	room = cap_add + atomic_load_explicit(&other->tail,
+					      memory_order_acquire) - *pos;
+	if (__builtin_expect(n > room, 0))
+		n = fixed ? 0 : room;
+	*left = room - n;
+	return n;
+}
+
+/* MP/MC: publish [pos, pos + n) of side ht and let the next one in. */
+HPM_RING_INLINE_ void hpm_ring_mt_publish_(struct hpm_ring_headtail *ht,
+					   uint32_t pos, unsigned int n)
+{
+	if (n) {
+		HPM_RING_TEST_STEP();
+		/* Only for SP/SC calls on an MP/MC ring, and for dumps. */
+		atomic_store_explicit(&ht->head, pos + n, memory_order_relaxed);
+		hpm_ring_update_tail_(ht, pos + n);
+		HPM_RING_TEST_STEP();
+	}
+	hpm_robust_unlock(&ht->lock);
 }
 
 /*
@@ -284,6 +320,12 @@ HPM_RING_INLINE_ void hpm_ring_copy_out_(const struct hpm_ring *r, uint32_t head
 	}
 }
 
+/*
+ * Cost of an MP/MC operation on top of the copy, uncontended: the lock's
+ * compare-and-swap and a plain store to unlock, against the lock-free
+ * protocol's compare-and-swap of the head; everything else (two index
+ * loads, two stores) is in one cache line per side in both.
+ */
 HPM_RING_INLINE_ unsigned int
 hpm_ring_do_enqueue_(struct hpm_ring *r, void *const *objs, unsigned int n,
 		     bool fixed, bool single, unsigned int *free_space)
@@ -291,11 +333,26 @@ hpm_ring_do_enqueue_(struct hpm_ring *r, void *const *objs, unsigned int n,
 	uint32_t head = 0, left;
 	unsigned int got;
 
-	got = hpm_ring_move_head_(&r->prod, &r->cons, r->capacity, n, fixed,
-				  single, &head, &left);
-	if (got) {
-		hpm_ring_copy_in_(r, head, objs, got);
-		hpm_ring_update_tail_(&r->prod, head, head + got, single);
+	if (single) {
+		got = hpm_ring_move_head_(&r->prod, &r->cons, r->capacity, n,
+					  fixed, &head, &left);
+		if (got) {
+			hpm_ring_copy_in_(r, head, objs, got);
+			hpm_ring_update_tail_(&r->prod, head + got);
+		}
+	} else {
+		hpm_ring_mt_lock_(r, &r->prod);
+		got = hpm_ring_mt_room_(&r->prod, &r->cons, r->capacity, n,
+					fixed, &head, &left);
+		if (HPM_RING_TEST_STEPS_ && got > 1) {
+			hpm_ring_copy_in_(r, head, objs, got / 2);
+			HPM_RING_TEST_STEP();
+			hpm_ring_copy_in_(r, head + got / 2, objs + got / 2,
+					  got - got / 2);
+		} else if (got) {
+			hpm_ring_copy_in_(r, head, objs, got);
+		}
+		hpm_ring_mt_publish_(&r->prod, head, got);
 	}
 	if (free_space)
 		*free_space = left;
@@ -309,11 +366,26 @@ hpm_ring_do_dequeue_(struct hpm_ring *r, void **objs, unsigned int n,
 	uint32_t head = 0, left;
 	unsigned int got;
 
-	got = hpm_ring_move_head_(&r->cons, &r->prod, 0, n, fixed, single,
-				  &head, &left);
-	if (got) {
-		hpm_ring_copy_out_(r, head, objs, got);
-		hpm_ring_update_tail_(&r->cons, head, head + got, single);
+	if (single) {
+		got = hpm_ring_move_head_(&r->cons, &r->prod, 0, n, fixed,
+					  &head, &left);
+		if (got) {
+			hpm_ring_copy_out_(r, head, objs, got);
+			hpm_ring_update_tail_(&r->cons, head + got);
+		}
+	} else {
+		hpm_ring_mt_lock_(r, &r->cons);
+		got = hpm_ring_mt_room_(&r->cons, &r->prod, 0, n, fixed,
+					&head, &left);
+		if (HPM_RING_TEST_STEPS_ && got > 1) {
+			hpm_ring_copy_out_(r, head, objs, got / 2);
+			HPM_RING_TEST_STEP();
+			hpm_ring_copy_out_(r, head + got / 2, objs + got / 2,
+					   got - got / 2);
+		} else if (got) {
+			hpm_ring_copy_out_(r, head, objs, got);
+		}
+		hpm_ring_mt_publish_(&r->cons, head, got);
 	}
 	if (available)
 		*available = left;

@@ -19,34 +19,14 @@
 
 #include "kselftest_harness.h"
 
+#include "crash_step.h"
+#include "kill.h"
 #include "malloc_heap.h"
 
 #define KiB	1024UL
 #define MiB	(1024 * KiB)
 /* Above the thread caches' largest class: always the locked path. */
 #define BIG	(160 * KiB)
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* 0 when @pid was SIGKILLed, 1 when it exited normally, -1 otherwise. */
-static int reap(pid_t pid)
-{
-	int st;
-
-	if (waitpid(pid, &st, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
-		return 0;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 1;
-	return -1;
-}
 
 FIXTURE(robust) {
 	char region[HPM_NAME_SIZE];
@@ -196,7 +176,7 @@ TEST_F_TIMEOUT(robust, killed_at_every_step, 300)
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0) {
-			hpm_heap_crash_countdown = step;
+			hpm_crash_countdown = step;
 			sequence();
 			_exit(0);
 		}
@@ -215,7 +195,7 @@ TEST_F_TIMEOUT(robust, killed_at_every_step, 300)
 }
 
 /* Children in malloc/free loops, killed at random times. */
-static void churn(unsigned int seed)
+static void churn(unsigned int seed, void *arg)
 {
 	void *b[8] = { 0 };
 
@@ -245,38 +225,13 @@ TEST_F_TIMEOUT(robust, kill_storm, 300)
 {
 	struct hpm_heap_stats st0, st;
 	int kills = 0, held = 0;
-	unsigned int seed;
-	const char *env = getenv("HPMEM_STORM_SEED");
 
 	UP();
-	seed = env ? strtoul(env, NULL, 0) : (unsigned int)(time(NULL) ^ getpid());
-	printf("# seed %u (HPMEM_STORM_SEED)\n", seed);
-	srand(seed);
+	storm_seed();
 	ASSERT_EQ(0, hpm_heap_stats(self->h, &st0));
 	while (kills < STORM_KILLS) {
-		pid_t pids[STORM_BATCH];
-
-		fflush(stdout);
-		fflush(stderr);
-		for (int i = 0; i < STORM_BATCH; i++) {
-			unsigned int s = rand();
-
-			pids[i] = fork();
-			ASSERT_LE(0, pids[i]);
-			if (pids[i] == 0) {
-				alarm(30);
-				churn(s);
-			}
-		}
-		usleep(1000 + rand() % 20000);
-		for (int i = 0; i < STORM_BATCH; i++) {
-			usleep(rand() % 2000);
-			ASSERT_EQ(0, kill(pids[i], SIGKILL));
-		}
-		for (int i = 0; i < STORM_BATCH; i++) {
-			ASSERT_EQ(0, reap(pids[i]));
-			kills++;
-		}
+		ASSERT_EQ(0, kill_batch(STORM_BATCH, churn, NULL));
+		kills += STORM_BATCH;
 		/* Every child is dead: a held lock here was held by the dead. */
 		held += hpm_robust_owner_pid(&self->h->lock) != 0;
 		ASSERT_EQ(0, heap_usable()) TH_LOG("after %d kills", kills);
