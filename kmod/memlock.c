@@ -56,7 +56,10 @@ static void hpmem_user_uncharge(struct user_struct *user, unsigned long pages)
  * @nr: 2 MiB pages
  *
  * Callers with CAP_IPC_LOCK are not limited and not counted, as for
- * io_uring's registered buffers. Called without hpmem_lock.
+ * io_uring's registered buffers. That check picks the accounting, it
+ * refuses nothing (a refusal is ENOMEM at the limit): not audited, so an
+ * unprivileged grow leaves no capability record. Called without
+ * hpmem_lock.
  *
  * Return: the charge, to record with hpmem_charge_add() or undo with
  * hpmem_charge_cancel(); NULL when nothing was charged; ERR_PTR(-ENOMEM)
@@ -66,7 +69,7 @@ struct hpmem_charge *hpmem_charge_new(unsigned long nr)
 {
 	struct hpmem_charge *charge;
 
-	if (capable(CAP_IPC_LOCK))
+	if (ns_capable_noaudit(&init_user_ns, CAP_IPC_LOCK))
 		return NULL;
 	charge = kzalloc(sizeof(*charge), GFP_KERNEL_ACCOUNT);
 	if (!charge)

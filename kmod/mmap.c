@@ -168,7 +168,8 @@ static int hpmem_insert_pages(struct vm_area_struct *vma,
 	struct page *page;
 	int ret = 0;
 
-	subpages = kmalloc_array(HPMEM_SUBPAGES, sizeof(*subpages), GFP_KERNEL);
+	subpages = kmalloc_array(HPMEM_SUBPAGES, sizeof(*subpages),
+				 GFP_KERNEL_ACCOUNT);
 	if (!subpages)
 		return -ENOMEM;
 	for (; addr < vma->vm_end; addr += HPMEM_PAGE_SIZE, index++) {

@@ -239,7 +239,8 @@ static void hpmem_region_free(struct hpmem_region *region)
  */
 int hpmem_region_create(struct file *file, const char *name, u32 flags)
 {
-	bool limited = !capable(CAP_SYS_ADMIN);
+	/* Selects whether the cap applies; refuses nothing: not audited. */
+	bool limited = !ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN);
 	struct hpmem_region *region;
 	int ret = 0;
 
@@ -473,8 +474,11 @@ int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 	if (!want || !n)
 		goto out_unlock;
 
-	/* The whole table even when fewer are wanted: sorted, the lowest go. */
-	table = kvcalloc(n, sizeof(*table), GFP_KERNEL);
+	/*
+	 * The whole table even when fewer are wanted: sorted, the lowest go.
+	 * Up to 4 MiB, on any caller's demand: charged to its memory cgroup.
+	 */
+	table = kvcalloc(n, sizeof(*table), GFP_KERNEL_ACCOUNT);
 	if (!table) {
 		ret = -ENOMEM;
 		goto out_unlock;

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Who may do what: device node mode, physical addresses hidden from
- * unprivileged callers, other users' regions, RLIMIT_MEMLOCK charging. */
+ * unprivileged callers, other users' regions, RLIMIT_MEMLOCK charging,
+ * which capability checks are audited. */
+#include <sys/mount.h>
 #include <sys/uio.h>
 #include "hpmem_test.h"
 
@@ -427,6 +429,114 @@ TEST(page_order_kept_for_privileged)
 	ASSERT_EQ(16, hp_segs(fd, segs, 16));
 	for (int i = 0; i < 16; i++)
 		EXPECT_EQ(i * PG, segs[i].offset);
+	close(fd);
+}
+
+#define TRACING		"/sys/kernel/tracing"
+#define CAP_PROBE	TRACING "/events/kprobes/hpmem_cap/enable"
+#define CAP_OPT_NOAUDIT	0x2	/* include/linux/security.h, 6.1 and 6.12 */
+
+/*
+ * A kprobe on security_capable() recording the capability and the options
+ * of every check; 0 or -errno (no tracefs, no kprobes).
+ */
+static int cap_probe_start(void)
+{
+	int fd, rc;
+
+	if (access(TRACING "/kprobe_events", W_OK))
+		mount("nodev", TRACING, "tracefs", 0, NULL);
+	rc = write_file(TRACING "/kprobe_events",
+			"p:hpmem_cap security_capable cap=$arg3:s32 opts=$arg4:u32");
+	if (rc)
+		return rc;
+	fd = open(TRACING "/trace", O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd >= 0)
+		close(fd);
+	return write_file(CAP_PROBE, "1");
+}
+
+static void cap_probe_stop(void)
+{
+	write_file(CAP_PROBE, "0");
+	write_file(TRACING "/kprobe_events", "-:hpmem_cap");
+}
+
+/*
+ * Checks that only select behaviour (whether the region cap or the
+ * RLIMIT_MEMLOCK charge applies, whether addresses show, whose regions
+ * REGION_LIST shows) are not audited: an unprivileged user's create, grow,
+ * SEGS and LIST leave no capability record. A refusal still is audited: a
+ * pool resize by nobody, the control that the probe sees checks at all.
+ */
+TEST(unprivileged_checks_not_audited)
+{
+	int audited_admin = 0, quiet_admin = 0, audited_ipc = 0, quiet_ipc = 0;
+	char *buf, *line, *next, *c, key[24];
+	unsigned int opts;
+	pid_t pid;
+	int fd, rc, cap;
+
+	OPEN_DEV(fd);
+	rc = cap_probe_start();
+	if (rc) {
+		cap_probe_stop();
+		SKIP(return, "no kprobe on security_capable() (%s)", strerror(-rc));
+	}
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 2 * PG, 2 * PG };
+		char name[HPMEM_NAME_MAX];
+		struct hpmem_info info;
+		struct hpmem_seg seg;
+
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_info(fd, &info) == 0);
+		CHILD_CHECK(hp_create(fd, UNIQUE_NAME(name, "aud"), 0) == 0);
+		CHILD_CHECK(hp_grow(fd, 0, 1, NULL) == 0);
+		CHILD_CHECK(hp_segs(fd, &seg, 1) == 1);
+		CHILD_CHECK(list_walk(fd, name, NULL, NOBODY, NULL) == 1);
+		CHILD_CHECK(hp_resize(fd, 0, 64) == -EPERM);
+		_exit(0);
+	}
+	rc = wait_child(pid);
+	write_file(CAP_PROBE, "0");
+	buf = calloc(1, 1 << 20);
+	if (buf)
+		read_file(TRACING "/trace", buf, 1 << 20);
+	cap_probe_stop();
+	ASSERT_EQ(0, rc);
+	ASSERT_NE(NULL, buf);
+	/* "comm-PID [cpu]": by pid, as the comm shown may be a stale one */
+	snprintf(key, sizeof(key), "-%d ", pid);
+	for (line = buf; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = 0;
+		if (!strstr(line, key))
+			continue;
+		c = strstr(line, " cap=");
+		if (!c || sscanf(c, " cap=%d opts=%u", &cap, &opts) != 2)
+			continue;
+		/* The capabilities hpmem checks; setuid() checks others. */
+		if (cap != CAP_SYS_ADMIN && cap != CAP_IPC_LOCK)
+			continue;
+		if (cap == CAP_SYS_ADMIN)
+			opts & CAP_OPT_NOAUDIT ? quiet_admin++ : audited_admin++;
+		else
+			opts & CAP_OPT_NOAUDIT ? quiet_ipc++ : audited_ipc++;
+		if (!(opts & CAP_OPT_NOAUDIT))
+			TH_LOG("audited: %s", line);
+	}
+	free(buf);
+	/* the resize, and nothing else */
+	EXPECT_EQ(1, audited_admin);
+	EXPECT_EQ(0, audited_ipc);
+	/* create (cap), SEGS (addresses), LIST (whose); CAP_IPC_LOCK (grow) */
+	EXPECT_LE(3, quiet_admin);
+	EXPECT_LE(1, quiet_ipc);
 	close(fd);
 }
 
