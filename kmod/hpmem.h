@@ -48,6 +48,10 @@ extern struct mutex hpmem_lock;
  * @inuse: pages in regions
  * @nr_busy: busy pages, on @busy
  * @mapped: pages of regions that at least one VMA maps
+ * @index: every page the pool holds, by pfn >> HPMEM_ORDER; those on @free
+ *         carry HPMEM_FREE_MARK, so that a page finds its place in @free
+ *         (before the next free page by pfn) in O(log n) under hpmem_lock,
+ *         not by re-sorting the list
  */
 struct hpmem_pool {
 	int node;
@@ -62,6 +66,7 @@ struct hpmem_pool {
 	unsigned long inuse;
 	unsigned long nr_busy;
 	unsigned long mapped;
+	struct xarray index;
 };
 
 /**

@@ -8,7 +8,6 @@
 
 #include <linux/gfp.h>
 #include <linux/highmem.h>
-#include <linux/list_sort.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/nodemask.h>
@@ -55,6 +54,9 @@ DEFINE_MUTEX(hpmem_lock);
 static DEFINE_MUTEX(hpmem_resize_lock);
 
 static struct hpmem_pool **hpmem_pools;
+
+/* In hpmem_pool.index: the page is on the pool's free list. */
+#define HPMEM_FREE_MARK		XA_MARK_0
 
 /*
  * Pages held by all pools (busy ones included), plus pages being allocated
@@ -139,6 +141,55 @@ int hpmem_page_pfn_cmp(void *priv, const struct list_head *a,
 	return pa < pb ? -1 : pa > pb;
 }
 
+static unsigned long hpmem_page_index(struct page *page)
+{
+	return page_to_pfn(page) >> HPMEM_ORDER;
+}
+
+/*
+ * Puts a zeroed page on @pool's free list at its place in pfn order, before
+ * the next free page the index finds: O(log n), where re-sorting the list
+ * after each batch was O(n log n) under the global lock. The caller counts
+ * it in @nr_free. The page must be in the index (hpmem_pool_index()).
+ */
+static void hpmem_free_add(struct hpmem_pool *pool, struct page *page)
+{
+	unsigned long idx = hpmem_page_index(page);
+	struct page *next;
+
+	lockdep_assert_held(&hpmem_lock);
+	next = xa_find_after(&pool->index, &idx, ULONG_MAX, HPMEM_FREE_MARK);
+	list_add_tail(&page->lru, next ? &next->lru : &pool->free);
+	xa_set_mark(&pool->index, hpmem_page_index(page), HPMEM_FREE_MARK);
+}
+
+/* Takes @page off @pool's free list onto @list; the caller counts it. */
+static void hpmem_free_take(struct hpmem_pool *pool, struct page *page,
+			    struct list_head *list)
+{
+	lockdep_assert_held(&hpmem_lock);
+	xa_clear_mark(&pool->index, hpmem_page_index(page), HPMEM_FREE_MARK);
+	list_move_tail(&page->lru, list);
+}
+
+/* Enters new pages in @pool's index, all or none. Called unlocked. */
+static int hpmem_pool_index(struct hpmem_pool *pool, struct list_head *list)
+{
+	struct page *page;
+	int ret;
+
+	list_for_each_entry(page, list, lru) {
+		ret = xa_err(xa_store(&pool->index, hpmem_page_index(page),
+				      page, GFP_KERNEL));
+		if (!ret)
+			continue;
+		list_for_each_entry_continue_reverse(page, list, lru)
+			xa_erase(&pool->index, hpmem_page_index(page));
+		return ret;
+	}
+	return 0;
+}
+
 static void hpmem_free_list(struct list_head *list)
 {
 	struct page *page, *tmp;
@@ -175,6 +226,7 @@ fail:
 int hpmem_pool_resize(unsigned int node, u64 target, u64 *total)
 {
 	struct hpmem_pool *pool = hpmem_pool_get(node);
+	struct page *page;
 	LIST_HEAD(list);
 	unsigned long nr, i;
 	int ret = 0;
@@ -196,14 +248,22 @@ relock:
 		mutex_unlock(&hpmem_lock);
 
 		ret = hpmem_pool_alloc(node, nr, &list);
+		if (!ret) {
+			ret = hpmem_pool_index(pool, &list);
+			if (ret)
+				hpmem_free_list(&list);
+		}
 
 		mutex_lock(&hpmem_lock);
 		if (ret) {
 			hpmem_held -= nr;
 			goto out_unlock;
 		}
-		list_splice_tail_init(&list, &pool->free);
-		list_sort(NULL, &pool->free, hpmem_page_pfn_cmp);
+		while (!list_empty(&list)) {
+			page = list_first_entry(&list, struct page, lru);
+			list_del(&page->lru);
+			hpmem_free_add(pool, page);
+		}
 		pool->total += nr;
 		pool->nr_free += nr;
 	} else if (target < pool->total) {
@@ -224,10 +284,15 @@ relock:
 				list_move(pool->dirty.next, &list);
 				pool->nr_dirty--;
 			} else {
-				list_move(pool->free.prev, &list);
+				page = list_last_entry(&pool->free, struct page,
+						       lru);
+				hpmem_free_take(pool, page, &list);
 				pool->nr_free--;
 			}
 		}
+		/* Out of the pool: out of its index (erasing cannot fail). */
+		list_for_each_entry(page, &list, lru)
+			xa_erase(&pool->index, hpmem_page_index(page));
 		pool->total -= nr;
 		hpmem_held -= nr;
 	}
@@ -269,6 +334,7 @@ int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
 {
 	unsigned long i, skip = 0, clean = min(nr, pool->nr_free);
 	struct list_head *pos = &pool->free;
+	struct page *page;
 
 	lockdep_assert_held(&hpmem_lock);
 	if (nr > pool->nr_free + pool->nr_dirty)
@@ -281,8 +347,10 @@ int hpmem_pool_take(struct hpmem_pool *pool, unsigned long nr,
 						  U32_MAX));
 	for (i = 0; i < skip; i++)
 		pos = pos->next;
-	for (i = 0; i < clean; i++)
-		list_move_tail(pos->next, list);
+	for (i = 0; i < clean; i++) {
+		page = list_entry(pos->next, struct page, lru);
+		hpmem_free_take(pool, page, list);
+	}
 	for (; i < nr; i++)
 		list_move_tail(pool->dirty.next, dirty);
 	pool->nr_free -= clean;
@@ -314,20 +382,15 @@ void hpmem_pool_give(struct list_head *list)
 {
 	struct hpmem_pool *pool;
 	struct page *page, *tmp;
-	nodemask_t touched = NODE_MASK_NONE;
-	int nid;
 
 	lockdep_assert_held(&hpmem_lock);
 	list_for_each_entry_safe(page, tmp, list, lru) {
-		nid = page_to_nid(page);
-		pool = hpmem_pools[nid];
-		list_move(&page->lru, &pool->free);
+		pool = hpmem_pools[page_to_nid(page)];
+		list_del(&page->lru);
+		hpmem_free_add(pool, page);
 		pool->nr_free++;
 		pool->inuse--;
-		node_set(nid, touched);
 	}
-	for_each_node_mask(nid, touched)
-		list_sort(NULL, &hpmem_pools[nid]->free, hpmem_page_pfn_cmp);
 }
 
 /*
@@ -398,9 +461,10 @@ static void hpmem_zero_work_fn(struct work_struct *work)
 		hpmem_pages_zero(&batch);
 
 		mutex_lock(&hpmem_lock);
-		list_for_each_entry_safe(page, tmp, &batch, lru)
-			list_move(&page->lru, &pool->free);
-		list_sort(NULL, &pool->free, hpmem_page_pfn_cmp);
+		list_for_each_entry_safe(page, tmp, &batch, lru) {
+			list_del(&page->lru);
+			hpmem_free_add(pool, page);
+		}
 		pool->nr_free += n;
 		pool->nr_dirty -= n;
 		pool->nr_zeroing = 0;
@@ -496,6 +560,7 @@ int hpmem_pool_init(void)
 		INIT_LIST_HEAD(&pool->free);
 		INIT_LIST_HEAD(&pool->dirty);
 		INIT_LIST_HEAD(&pool->busy);
+		xa_init(&pool->index);
 		hpmem_pools[nid] = pool;
 	}
 
@@ -550,6 +615,7 @@ void hpmem_pool_exit(void)
 		}
 		hpmem_free_list(&pool->dirty);
 		hpmem_free_list(&pool->free);
+		xa_destroy(&pool->index);
 		kfree(pool);
 	}
 	kfree(hpmem_pools);

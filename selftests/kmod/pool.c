@@ -336,4 +336,64 @@ TEST(grow_never_gets_a_dirty_page)
 	close(fd);
 }
 
+/*
+ * The free list stays in pfn order as pages come back one zeroing batch at
+ * a time, each put at its place (not the list re-sorted): after regions
+ * holding interleaved pages die in a scrambled order, grows by a caller
+ * who sees addresses still get the lowest free page first, in order.
+ */
+TEST(free_list_stays_sorted)
+{
+	static const int order[] = { 5, 2, 7, 0, 3, 6, 1, 4 };
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_seg *segs;
+	int fd, xfd, r[8], i;
+	int64_t n, got = 0;
+	uint64_t dirty = 1;
+
+	OPEN_DEV(fd);
+	for (i = 0; i < 500 && dirty; i++) {
+		free1(fd, &dirty);
+		usleep(20000);
+	}
+	n = free1(fd, NULL);
+	ASSERT_LE(16, n);
+	/* page k of the pool (lowest first) goes to region k % 8 */
+	for (i = 0; i < 8; i++) {
+		r[i] = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		ASSERT_LE(0, r[i]);
+		ASSERT_EQ(0, hp_create(r[i], UNIQUE_NAME(name, "sort"), 0));
+	}
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, hp_grow(r[i % 8], 1, 1, NULL));
+	for (i = 0; i < 8; i++)
+		close(r[order[i]]);
+	/* all zeroed and back on the free list (grows take dirty ones last) */
+	do {
+		usleep(20000);
+		free1(fd, &dirty);
+	} while (dirty && ++i < 500);
+	ASSERT_EQ(0, dirty);
+	ASSERT_EQ(n, free1(fd, NULL));
+
+	/* half a page at a time, the rest at once */
+	xfd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, xfd);
+	ASSERT_EQ(0, hp_create(xfd, UNIQUE_NAME(name, "sorted"), 0));
+	for (; got < n / 2; got++)
+		ASSERT_EQ(0, hp_grow(xfd, 1, 1, NULL));
+	ASSERT_EQ(0, hp_grow(xfd, 1, n - got, NULL));
+	segs = calloc(n, sizeof(*segs));
+	ASSERT_NE(NULL, segs);
+	ASSERT_EQ(n, hp_segs(xfd, segs, n));
+	/* SEGS lists by address: offsets must ascend with it */
+	for (i = 0; i < n; i++)
+		EXPECT_EQ((uint64_t)i * PG, segs[i].offset)
+			TH_LOG("page %d by address is at offset %llu", i,
+			       (unsigned long long)(segs[i].offset / PG));
+	free(segs);
+	close(xfd);
+	close(fd);
+}
+
 TEST_HARNESS_MAIN
