@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* Pages that kernel code outside hpmem still references when their region
- * dies: a KVM-style reference on a PFN-mapped page, a VFIO-style DMA pin.
- * The test-only module hpmem_pfnref.ko (selftests/kmod/pfnref) takes them. */
+ * dies (a KVM-style reference on a PFN-mapped page, a VFIO-style DMA pin),
+ * and whose RLIMIT_MEMLOCK charge they keep. The test-only module
+ * hpmem_pfnref.ko (selftests/kmod/pfnref) takes them. */
 #include <stdbool.h>
 #include "hpmem_test.h"
 #include "pfnref/pfnref.h"
@@ -66,22 +67,23 @@ static uint64_t wait_busy(int fd, uint64_t want)
 }
 
 /*
- * One page of a default region, mapped as QEMU maps guest RAM: on a 2 MiB
- * boundary (one PMD), or for @pte 4 KiB off it, where no PMD fits and every
- * fault maps a 4 KiB PFN PTE (a VMA moved by mremap() looks the same).
+ * The first @n pages of a default region, mapped as QEMU maps guest RAM: on
+ * a 2 MiB boundary (PMDs), or for @pte 4 KiB off it, where no PMD fits and
+ * every fault maps a 4 KiB PFN PTE (a VMA moved by mremap() looks the same).
  */
-static char *map_default(int fd, bool pte)
+static char *map_default(int fd, size_t n, bool pte)
 {
 	uintptr_t base;
 	char *res;
 
 	if (!pte)
-		return map_region(fd, PG, 0);
-	res = mmap(NULL, 3 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return map_region(fd, n * PG, 0);
+	res = mmap(NULL, (n + 2) * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
 	if (res == MAP_FAILED)
 		return res;
 	base = (((uintptr_t)res + PG - 1) & ~(PG - 1)) + 4096;
-	return mmap((void *)base, PG, PROT_READ | PROT_WRITE,
+	return mmap((void *)base, n * PG, PROT_READ | PROT_WRITE,
 		    MAP_SHARED | MAP_FIXED, fd, 0);
 }
 
@@ -134,7 +136,7 @@ TEST_F(kvm, held_page_never_reused)
 	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "kvm"),
 			       HPMEM_REGION_PERSISTENT));
 	ASSERT_EQ(0, hp_grow(fd, 0, 1, NULL));
-	p = map_default(fd, variant->pte);
+	p = map_default(fd, 1, variant->pte);
 	ASSERT_NE(MAP_FAILED, p);
 	memset(p, 0xa5, PG);
 	rc = pfnref_take(rfd, PFNREF_IOC_GET, p, &held);
@@ -252,6 +254,75 @@ TEST(dma_pin_counts_and_stays_busy)
 	ASSERT_EQ(0, xioctl(rfd, PFNREF_IOC_UNPIN, NULL));
 	EXPECT_EQ(ni0.busy_pages, wait_busy(xfd, ni0.busy_pages));
 	close(xfd);
+	close(rfd);
+}
+
+/* nobody, with RLIMIT_MEMLOCK of two pages, grows @n; 0 or -errno. */
+static int nobody_grows(unsigned int n)
+{
+	pid_t pid = fork();
+	int rc;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		struct rlimit rl = { 2 * PG, 2 * PG };
+		char name[HPMEM_NAME_MAX];
+		int f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(f, UNIQUE_NAME(name, "chg"), 0) == 0);
+		_exit(-hp_grow(f, 0, n, NULL));
+	}
+	rc = wait_child(pid);
+	return rc < 0 ? rc : -rc;
+}
+
+/*
+ * A busy page stays charged to the user who grew it after every process of
+ * that user is gone, and the charge goes back to that user, not to whoever
+ * runs when the page returns: nobody's whole limit is free again after.
+ */
+TEST(busy_charge_outlives_its_user)
+{
+	struct hpmem_node_info ni0;
+	int rfd, fd;
+	pid_t pid;
+
+	OPEN_PFNREF(rfd);
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_node_info(fd, 0, &ni0));
+	ASSERT_EQ(0, nobody_grows(2));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 2 * PG, 2 * PG };
+		char name[HPMEM_NAME_MAX];
+		int f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		char *p;
+
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(f, UNIQUE_NAME(name, "chg"), 0) == 0);
+		CHILD_CHECK(hp_grow(f, 0, 2, NULL) == 0);
+		/* PTE-mapped: KVM's walk on 6.1 reads no PMD */
+		p = map_default(f, 2, true);
+		CHILD_CHECK(p != MAP_FAILED);
+		CHILD_CHECK(pfnref_take(rfd, PFNREF_IOC_GET, p, NULL) == 0);
+		CHILD_CHECK(pfnref_take(rfd, PFNREF_IOC_GET, p + PG, NULL) == 0);
+		/* the reference outlives nobody's last process, in @rfd */
+		_exit(0);
+	}
+	ASSERT_EQ(0, wait_child(pid));
+	EXPECT_EQ(ni0.busy_pages + 2, wait_busy(fd, ni0.busy_pages + 2));
+	EXPECT_EQ(-ENOMEM, nobody_grows(1));
+	ASSERT_EQ(0, xioctl(rfd, PFNREF_IOC_PUT, NULL));
+	EXPECT_EQ(ni0.busy_pages, wait_busy(fd, ni0.busy_pages));
+	EXPECT_EQ(0, nobody_grows(2));
+	close(fd);
 	close(rfd);
 }
 
