@@ -58,8 +58,8 @@ struct hpm_free_links {
  * the lock or owns the element. Stores are release stores: each header
  * store is then ordered after every store before it (trailer, the other
  * headers), so a process killed between two of them leaves them in program
- * order, which the crash-safe update order below relies on. On x86-64 both
- * are still plain moves; only the compiler is held back.
+ * order, which malloc_heap.c's crash-safe update order relies on. On
+ * x86-64 both are still plain moves; only the compiler is held back.
  */
 static inline uint64_t info_ld(const struct hpm_elem *e)
 {
