@@ -35,7 +35,7 @@ test:
 	$(MAKE) all selftests examples
 	selftests/run.sh
 
-test-host: lib selftests
+test-host: lib selftests examples
 	selftests/run.sh --host-only
 
 vmtest: kmod tools selftests
