@@ -850,4 +850,96 @@ TOOL_TEST(hostile_content)
 	EXPECT_EQ(0, hpm_cleanup());
 }
 
+/*
+ * Random garbage where the tool looks: bytes of the zone table, the pool
+ * and its caches, the ring, a heap, the thread slots are overwritten with
+ * random words, addresses inside the region (so walks go somewhere) and
+ * small numbers, one spot at a time; the tool runs a random view over it,
+ * then the bytes are put back. Whatever it reads, it must end by itself
+ * with status 0 or 1 (1: a refusal, in one line).
+ */
+#define GARBAGE_ROUNDS	48
+
+TOOL_TEST(random_garbage)
+{
+	const char *ctl = find_ctl();
+	static struct app a;
+	static struct run r;
+	static unsigned char saved[512];
+	struct {
+		char *at;
+		size_t len;
+	} spots[6];
+	unsigned int seed = (unsigned int)getpid(), refused = 0;
+	uintptr_t base;
+	uint64_t size;
+
+	if (!ctl)
+		SKIP(return, "hpmemctl not built (make tools, or set HPMEMCTL)");
+	ASSERT_EQ(0, app_init(&a, "garbage"));
+	ASSERT_LE(0, hpm_thread_register());
+	base = hpm_config()->base;
+	size = hpm_config()->size;
+	spots[0].at = hpm_config()->memzone_tbl;
+	spots[0].len = hpm_malloc_usable_size(spots[0].at);
+	spots[1].at = (char *)a.mp;
+	spots[1].len = a.mp->mz ? ((const struct hpm_memzone *)a.mp->mz)->len : sizeof(*a.mp);
+	spots[2].at = (char *)a.ring;
+	spots[2].len = sizeof(*a.ring) + RING_SLOTS * sizeof(void *);
+	spots[3].at = (char *)&hpm_config()->heaps[0];
+	spots[3].len = sizeof(hpm_config()->heaps[0]);
+	spots[4].at = (char *)hpm_config()->threads;
+	spots[4].len = sizeof(hpm_config()->threads);
+	spots[5].at = (char *)a.mp->pool_data;
+	spots[5].len = sizeof(struct hpm_ring);
+	for (int round = 0; round < GARBAGE_ROUNDS; round++) {
+		unsigned int s = rand_r(&seed) % 6, v = rand_r(&seed) % NR_VIEWS;
+		size_t len = 8 * (1 + rand_r(&seed) % (sizeof(saved) / 8));
+		size_t off = 8 * (rand_r(&seed) % (spots[s].len / 8));
+		const char *args[] = { "app", a.name, views[v], rand_r(&seed) % 2 ? "--json" : NULL,
+				       NULL };
+		uint64_t *w;
+
+		if (len > spots[s].len - off)
+			len = (spots[s].len - off) & ~(size_t)7;
+		w = (uint64_t *)(spots[s].at + off);
+		memcpy(saved, w, len);
+		for (size_t i = 0; i < len / 8; i++) {
+			switch (rand_r(&seed) % 3) {
+			case 0:
+				w[i] = (uint64_t)rand_r(&seed) << 33 ^ (uint64_t)rand_r(&seed) << 2 ^
+				       (uint64_t)rand_r(&seed);
+				break;
+			case 1:
+				w[i] = base + ((uint64_t)rand_r(&seed) * 16) % size;
+				break;
+			default:
+				w[i] = rand_r(&seed) % 4096;
+				break;
+			}
+		}
+		ASSERT_EQ(0, run_ctl(&r, ctl, args));
+		memcpy(w, saved, len);
+		if (r.hung || !WIFEXITED(r.status) || WEXITSTATUS(r.status) > 1 ||
+		    (WEXITSTATUS(r.status) == 1 && lines(r.err) != 1))
+			TH_LOG("round %d: spot %u +%zu, %zu bytes, view %s: %s, status %#x, stderr: %s",
+			       round, s, off, len, views[v], r.hung ? "hung" : "ended", r.status,
+			       r.err);
+		ASSERT_FALSE(r.hung);
+		ASSERT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) <= 1);
+		if (WEXITSTATUS(r.status) == 1) {
+			EXPECT_EQ(1, lines(r.err));
+			refused++;
+		}
+	}
+	TH_LOG("%d rounds, %u refused at open, the others read through", GARBAGE_ROUNDS, refused);
+	/* Everything was put back: the application is whole. */
+	EXPECT_EQ(0, hpm_malloc_validate());
+	EXPECT_EQ(0, hpm_mempool_audit(a.mp));
+	hpm_mempool_free(a.mp);
+	hpm_ring_free(a.ring);
+	hpm_memzone_free(a.mz);
+	EXPECT_EQ(0, hpm_cleanup());
+}
+
 TEST_HARNESS_MAIN
