@@ -49,7 +49,8 @@ static void usage(FILE *f)
 		   "options may also follow the command; see hpmemctl(8)\n"
 		   "commands:\n");
 	for (size_t i = 0; i < NR_CMDS; i++)
-		fprintf(f, "  %s %s\n      %s\n", cmds[i].name, cmds[i].usage,
+		fprintf(f, "  %s%s%s\n      %s\n", cmds[i].name,
+			*cmds[i].usage ? " " : "", cmds[i].usage,
 			cmds[i].help);
 }
 
