@@ -557,7 +557,8 @@ __hpm_export int hpm_inspect_mempools(const struct hpm_inspect *in,
 
 /* The same walk: pools' driver rings are found through their pools. */
 __hpm_export int hpm_inspect_rings(const struct hpm_inspect *in,
-				   int (*fn)(const struct hpm_inspect_ring *r, void *arg), void *arg)
+				   int (*fn)(const struct hpm_inspect_ring *r, void *arg),
+				   void *arg)
 {
 	struct pool_walk w = { .in = in, .ring_fn = fn, .arg = arg };
 

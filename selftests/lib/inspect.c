@@ -283,7 +283,8 @@ static int jparse(struct jp *j, struct jv *out)
 		out->neg = *j->p == '-';
 		if (out->neg)
 			j->p++;
-		if (*j->p < '0' || *j->p > '9' || (*j->p == '0' && j->p[1] >= '0' && j->p[1] <= '9'))
+		if (*j->p < '0' || *j->p > '9' ||
+		    (*j->p == '0' && j->p[1] >= '0' && j->p[1] <= '9'))
 			return -1;
 		errno = 0;
 		out->u = strtoull(j->p, &end, 10);
@@ -495,7 +496,8 @@ static const char *check_view(const char *view, const struct jv *doc, const stru
 			e = &arr->v[i];
 			if (jnum(e, "total") == 0 || jnum(e, "free") > jnum(e, "total") ||
 			    jnum(e, "largest_free") > jnum(e, "free") ||
-			    jnum(e, "alloc_count") == UINT64_MAX || jnum(e, "socket") >= HPM_MAX_NODES)
+			    jnum(e, "alloc_count") == UINT64_MAX ||
+			    jnum(e, "socket") >= HPM_MAX_NODES)
 				return "heap figures out of bounds";
 			sum += jnum(e, "total");
 		}
@@ -907,8 +909,8 @@ TOOL_TEST(random_garbage)
 		for (size_t i = 0; i < len / 8; i++) {
 			switch (rand_r(&seed) % 3) {
 			case 0:
-				w[i] = (uint64_t)rand_r(&seed) << 33 ^ (uint64_t)rand_r(&seed) << 2 ^
-				       (uint64_t)rand_r(&seed);
+				w[i] = (uint64_t)rand_r(&seed) << 33 ^
+				       (uint64_t)rand_r(&seed) << 2 ^ (uint64_t)rand_r(&seed);
 				break;
 			case 1:
 				w[i] = base + ((uint64_t)rand_r(&seed) * 16) % size;
@@ -922,9 +924,9 @@ TOOL_TEST(random_garbage)
 		memcpy(w, saved, len);
 		if (r.hung || !WIFEXITED(r.status) || WEXITSTATUS(r.status) > 1 ||
 		    (WEXITSTATUS(r.status) == 1 && lines(r.err) != 1))
-			TH_LOG("round %d: spot %u +%zu, %zu bytes, view %s: %s, status %#x, stderr: %s",
-			       round, s, off, len, views[v], r.hung ? "hung" : "ended", r.status,
-			       r.err);
+			TH_LOG("round %d: spot %u +%zu, %zu bytes, view %s: %s, status %#x, "
+			       "stderr: %s", round, s, off, len, views[v],
+			       r.hung ? "hung" : "ended", r.status, r.err);
 		ASSERT_FALSE(r.hung);
 		ASSERT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) <= 1);
 		if (WEXITSTATUS(r.status) == 1) {
