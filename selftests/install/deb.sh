@@ -17,7 +17,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 TOP=${TOP:-$(cd "$here/../.." && pwd)}
 work=$(mktemp -d "${TMPDIR:-/tmp}/hpmem-deb.XXXXXX")
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR
 . "$here/lib.sh"
 
 plan=11
@@ -60,6 +60,7 @@ cleanup() {
 	for p in $user_pkgs; do
 		installed "$p" && del="$del $p"
 	done
+	# shellcheck disable=SC2086 # a list of names
 	[ -z "$del" ] || dpkg --purge $del >/dev/null 2>&1
 	rm -rf "$work"
 }
@@ -67,10 +68,12 @@ trap cleanup EXIT
 
 src=$work/hpmem-$version
 build() {
-	mkdir -p "$src" && git -C "$TOP" archive HEAD | tar -x -C "$src" &&
-	(cd "$src" && DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-"parallel=$(nproc) noddebs"} \
-		dpkg-buildpackage -b -us -uc) >"$work/build.log" 2>&1 ||
-		{ tail -n 30 "$work/build.log"; return 1; }
+	mkdir -p "$src" && git -C "$TOP" archive HEAD | tar -x -C "$src" || return 1
+	if ! (cd "$src" && DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-"parallel=$(nproc) noddebs"} \
+		dpkg-buildpackage -b -us -uc) >"$work/build.log" 2>&1; then
+		tail -n 30 "$work/build.log"
+		return 1
+	fi
 	ls "$work"/*.deb
 }
 if ! ok "dpkg-buildpackage -b -us -uc builds hpmem-dkms, libhpmem0, libhpmem-dev, hpmem-tools" build; then
@@ -128,7 +131,9 @@ user_contents() {
 ok "libhpmem0, libhpmem-dev, hpmem-tools: library, headers, hpmem.pc, hpmemctl, man pages" user_contents
 
 dkms_contents() {
-	local d=$(deb hpmem-dkms all) x=$work/dkms-x ref=$work/dkms-ref
+	local d x=$work/dkms-x ref=$work/dkms-ref
+
+	d=$(deb hpmem-dkms all)
 	has "$d" /lib/udev/rules.d/60-hpmem.rules /usr/share/man/man4/hpmem.4.gz \
 		/usr/share/doc/hpmem-dkms/examples/modprobe.d/hpmem.conf || return 1
 	dpkg-deb -f "$d" Depends | grep -q dkms || { echo "no dependency on dkms"; return 1; }
@@ -184,6 +189,7 @@ fi
 
 purge() {
 	local p f
+	# shellcheck disable=SC2086 # a list of names
 	dpkg --purge $user_pkgs || return 1
 	for p in $user_pkgs; do
 		installed "$p" && { echo "$p still installed"; return 1; }

@@ -10,7 +10,7 @@ TOP=${TOP:-$(cd "$here/../.." && pwd)}
 B=${B:-$TOP/build}
 work=$(mktemp -d "${TMPDIR:-/tmp}/hpmem-destdir.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR
 . "$here/lib.sh"
 
 dest=$work/root

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: MIT
+# shellcheck shell=bash disable=SC2154 # here and work come from the caller
 # Shared by the install tests: a small TAP writer, and building and running
 # app.c against an installed libhpmem the way users do, with pkg-config.
 # Sourced; expects $here (this directory) and $work (a scratch directory).
