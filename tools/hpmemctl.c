@@ -92,10 +92,11 @@ int main(int argc, char **argv)
 
 	if (getenv("HPMEMCTL_DEVICE") && *getenv("HPMEMCTL_DEVICE"))
 		c.dev_path = getenv("HPMEMCTL_DEVICE");
-	args = calloc(argc + 1, sizeof(*args));
-	if (!args)
-		return ctl_fail("startup", ENOMEM);
-	/* Global options anywhere (until "--"); the rest, in order, is the command. */
+	/*
+	 * Global options anywhere (until "--"); the rest, in order, is the
+	 * command, compacted into argv itself (never ahead of the scan).
+	 */
+	args = argv;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -139,6 +140,5 @@ int main(int argc, char **argv)
 	rc = cmd->fn(&c, n - 1, args + 1);
 	if (c.fd >= 0)
 		close(c.fd);
-	free(args);
 	return rc;
 }
