@@ -7,6 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * The crash-step test hook runs inside the ring operations of the refills
+ * and flushes made here too (a countdown test; one predicted branch).
+ */
+#include "crash_step.h"
+#define HPM_RING_TEST_STEP()	HPM_CRASH_STEP()
+
 #include <hpmem/memseg.h>
 #include <hpmem/memzone.h>
 #include <hpmem/mempool.h>
@@ -97,14 +104,23 @@ __hpm_export void hpm_mempool_put_flush_(struct hpm_mempool *mp,
 					 struct hpm_mempool_cache *c,
 					 void *const *objs, unsigned int n)
 {
+	unsigned int extra;
+
 	c->put_objs += n;
 	if (n > c->half) {
 		hpm_mempool_drv_enqueue_(mp, objs, n);
 		return;
 	}
-	/* len + n > size and n <= half, so len > half. */
-	hpm_mempool_drv_enqueue_(mp, &c->objs[c->half], c->len - c->half);
+	/*
+	 * len + n > size and n <= half, so len > half. Shrink the cache
+	 * before the objects reach the driver: a thread killed in between
+	 * loses them, where the other order would leave them both in the
+	 * driver and in the cache that the next owner of this thread slot
+	 * inherits. The driver's release of its tail keeps this store first.
+	 */
+	extra = c->len - c->half;
 	c->len = c->half;
+	hpm_mempool_drv_enqueue_(mp, &c->objs[c->half], extra);
 	hpm_ring_copy_ptrs_(&c->objs[c->len], objs, n);
 	c->len += n;
 }
@@ -684,15 +700,17 @@ hpm_mempool_in_use_count(const struct hpm_mempool *mp)
 
 __hpm_export void hpm_mempool_cache_flush(struct hpm_mempool *mp)
 {
-	unsigned int idx = hpm_thread_index();
+	unsigned int idx = hpm_thread_index(), n;
 	struct hpm_mempool_cache *c;
 
 	if (!mp || idx >= HPM_MAX_THREADS)
 		return;
 	c = hpm_mempool_cache_(mp, idx);
-	if (c->len)
-		hpm_mempool_drv_enqueue_(mp, c->objs, c->len);
+	n = c->len;
+	/* Empty first, as in hpm_mempool_put_flush_(): lost, never twice. */
 	c->len = 0;
+	if (n)
+		hpm_mempool_drv_enqueue_(mp, c->objs, n);
 }
 
 __hpm_export int hpm_mempool_stats_get(const struct hpm_mempool *mp,

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* For tests that SIGKILL processes mid-operation (heap_robust, ring_robust):
- * a clock, reaping, and one round of a random kill storm. */
+/* For tests that SIGKILL processes mid-operation (heap_robust, ring_robust,
+ * killstorm):
+ * a clock, reaping, pointer order and one round of a random kill storm. */
 #ifndef HPM_SELFTEST_KILL_H
 #define HPM_SELFTEST_KILL_H
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -31,6 +33,14 @@ static inline int reap(pid_t pid)
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 1;
 	return -1;
+}
+
+/* qsort() order of pointers, to find one seen twice. */
+static inline int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 /* Seed rand() from HPMEM_STORM_SEED or the clock, and say which. */

@@ -21,6 +21,7 @@
 #define HPM_RING_TEST_STEP()	HPM_CRASH_STEP()
 
 #include <hpmem/init.h>
+#include <hpmem/malloc.h>
 #include <hpmem/mempool.h>
 #include <hpmem/ring.h>
 #include <hpmem/thread.h>
@@ -35,6 +36,7 @@
 #define BULK		8
 #define MORE		4	/* tokens the parent adds afterwards */
 #define MP_N		127
+#define MPC_N		1023	/* each death may lose 33 */
 /* Generous: one takeover costs well under a millisecond. */
 #define GUARD_S		20
 
@@ -48,13 +50,6 @@ static bool side_idle(const struct hpm_ring_headtail *ht)
 {
 	return !hpm_robust_owner_pid(&ht->lock) &&
 	       atomic_load(&ht->head) == atomic_load(&ht->tail);
-}
-
-static int cmp_ptr(const void *a, const void *b)
-{
-	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 FIXTURE(rr) {
@@ -291,6 +286,92 @@ TEST_F_TIMEOUT(rr, mempool_killed_at_every_step, 120)
 	ASSERT_EQ(2 * OP_STEPS + 1, step);
 	printf("# %d steps, each killed once; %u objects lost with the dead\n", step - 1, lost);
 	fflush(stdout);
+	hpm_mempool_free(mp);
+}
+
+/*
+ * A mempool with a cache: refills and flushes are ring operations made
+ * inside the library. Kill the child at each step of them; whatever the
+ * step, no object is both in the ring and in the dead thread's cache
+ * (which the next owner of its thread slot inherits): lost, never twice.
+ */
+TEST_F_TIMEOUT(rr, mempool_cache_killed_at_every_step, 120)
+{
+	static void *seen[2 * MPC_N];
+	struct hpm_mempool_cache *c;
+	struct hpm_mempool *mp;
+	struct hpm_ring *r;
+	unsigned int n, k, lost_now, total = MPC_N;
+	int step, rc, *idx;
+
+	UP();
+	mp = hpm_mempool_create("rr-mpc", MPC_N, 64, 32, 0, NULL, NULL, 0, 0);
+	ASSERT_NE(NULL, mp);
+	r = mp->pool_data;
+	idx = hpm_zmalloc(NULL, sizeof(*idx), 0);
+	ASSERT_NE(NULL, idx);
+	for (step = 1;; step++) {
+		pid_t pid;
+
+		fflush(stdout);
+		fflush(stderr);
+		*idx = -1;
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			void *o[33];
+
+			*idx = hpm_thread_register();
+			if (*idx < 0)
+				_exit(2);
+			hpm_crash_countdown = step;
+			/* refill (a ring dequeue of 32), then from the cache */
+			if (hpm_mempool_get_bulk(mp, o, 16) || hpm_mempool_get_bulk(mp, o + 16, 16))
+				_exit(3);
+			/* the cache is empty: refill (17, 16 stay) */
+			if (hpm_mempool_get_bulk(mp, o + 32, 1))
+				_exit(4);
+			hpm_mempool_put_bulk(mp, o, 16);	/* cache full: 32 */
+			hpm_mempool_put_bulk(mp, o + 16, 16);	/* flush to 16, + 16 */
+			hpm_mempool_put_bulk(mp, o + 32, 1);	/* flush to 16, + 1 */
+			hpm_mempool_cache_flush(mp);		/* the last 17 */
+			_exit(0);
+		}
+		rc = reap(pid);
+		ASSERT_LE(0, rc) TH_LOG("step %d: child failed", step);
+		ASSERT_LE(0, *idx);
+		alarm(GUARD_S);
+		/* Everything in the ring, then the dead thread's cache. */
+		n = 0;
+		while ((k = hpm_ring_mc_dequeue_burst(r, seen + n, MPC_N, NULL)))
+			n += k;
+		c = hpm_mempool_cache_(mp, (unsigned int)*idx);
+		ASSERT_GE(mp->cache_size, c->len);
+		memcpy(seen + n, c->objs, c->len * sizeof(void *));
+		n += c->len;
+		qsort(seen, n, sizeof(seen[0]), cmp_ptr);
+		for (k = 1; k < n; k++)
+			ASSERT_NE(seen[k - 1], seen[k]) TH_LOG("step %d: %p twice", step, seen[k]);
+		/* As the slot's next owner would: back to the ring. */
+		c->len = 0;
+		ASSERT_EQ(n, hpm_ring_mp_enqueue_bulk(r, seen, n, NULL));
+		alarm(0);
+		ASSERT_TRUE(side_idle(&r->prod));
+		ASSERT_TRUE(side_idle(&r->cons));
+		ASSERT_GE(total, n);
+		lost_now = total - n;
+		total = n;
+		if (rc == 1) {
+			ASSERT_EQ(0, lost_now);
+			break;
+		}
+	}
+	/* two refills, two flushes to half and the final flush */
+	ASSERT_EQ(5 * OP_STEPS + 1, step);
+	printf("# %d steps, each killed once; %u objects lost with the dead\n", step - 1,
+	       MPC_N - total);
+	fflush(stdout);
+	hpm_free(idx);
 	hpm_mempool_free(mp);
 }
 
