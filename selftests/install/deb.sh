@@ -153,6 +153,7 @@ dkms_build() {
 		k=${k%%/*}
 	done
 	[ -n "${k:-}" ] || { echo "no kernel headers"; return 1; }
+	mkdir -p "$work/dkms-tree" || return 1
 	dkms build -m hpmem -v "$version" -k "$k" --sourcetree "$x/usr/src" \
 		--dkmstree "$work/dkms-tree" || return 1
 	ls "$work/dkms-tree/hpmem/$version/$k/"*/module/hpmem.ko*
