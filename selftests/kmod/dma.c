@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <time.h>
 #include <sys/uio.h>
+#include <linux/vfio.h>
 #include "hpmem_test.h"
 
 /* PCI devices behind an IOMMU, by the type sysfs gives their group. */
@@ -357,6 +358,86 @@ TEST(shrink_spares_busy_pages)
 	after = node0(fd);
 	EXPECT_EQ(before.total_pages, after.total_pages);
 	EXPECT_EQ(before.free_pages, after.free_pages);
+	close(fd);
+}
+
+/* The IOMMU group of the first PCI device bound to vfio-pci; -1 if none. */
+static int vfio_pci_group(void)
+{
+	char path[PATH_MAX], link[256], *base;
+	struct dirent *e;
+	int group = -1;
+	ssize_t n;
+	DIR *d;
+
+	d = opendir("/sys/bus/pci/drivers/vfio-pci");
+	if (!d)
+		return -1;
+	while (group < 0 && (e = readdir(d))) {
+		if (!strchr(e->d_name, ':'))
+			continue;	/* not a device (bind, module, ...) */
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group",
+			 e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = 0;
+		base = strrchr(link, '/');
+		group = atoi(base ? base + 1 : link);
+	}
+	closedir(d);
+	return group;
+}
+
+/*
+ * A real VFIO type1 mapping of a pinnable region (the guest's iommu
+ * configuration binds edu to vfio-pci): the mapped pages count in
+ * REGION_LIST's dma_pinned while mapped, and stop counting when unmapped.
+ */
+TEST(vfio_map_counts_in_dma_pinned)
+{
+	struct vfio_group_status st = { .argsz = sizeof(st) };
+	struct vfio_iommu_type1_dma_map map = { .argsz = sizeof(map) };
+	struct vfio_iommu_type1_dma_unmap unmap = { .argsz = sizeof(unmap) };
+	char name[HPMEM_NAME_MAX], path[64];
+	int fd, container, group, g;
+	char *p;
+
+	OPEN_DEV(fd);
+	g = vfio_pci_group();
+	if (g < 0)
+		SKIP(return, "no device bound to vfio-pci (the iommu configuration binds edu)");
+	container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, container);
+	snprintf(path, sizeof(path), "/dev/vfio/%d", g);
+	group = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, group) TH_LOG("%s: %s", path, strerror(errno));
+	ASSERT_EQ(0, ioctl(group, VFIO_GROUP_GET_STATUS, &st));
+	ASSERT_TRUE(st.flags & VFIO_GROUP_FLAGS_VIABLE);
+	ASSERT_EQ(0, ioctl(group, VFIO_GROUP_SET_CONTAINER, &container));
+	ASSERT_EQ(0, ioctl(container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
+
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "vfio"),
+			       HPMEM_REGION_PINNABLE));
+	ASSERT_EQ(0, hp_grow(fd, 0, 3, NULL));
+	p = map_region(fd, 3 * PG, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, list_dma_pinned(fd, name));
+	/* pages 1 and 2 for the device, at an IOVA of its own */
+	map.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+	map.vaddr = (uintptr_t)(p + PG);
+	map.iova = 1ULL << 32;
+	map.size = 2 * PG;
+	ASSERT_EQ(0, ioctl(container, VFIO_IOMMU_MAP_DMA, &map))
+		TH_LOG("VFIO_IOMMU_MAP_DMA: %s", strerror(errno));
+	EXPECT_EQ(2, list_dma_pinned(fd, name));
+	unmap.iova = map.iova;
+	unmap.size = map.size;
+	ASSERT_EQ(0, ioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+	EXPECT_EQ(0, list_dma_pinned(fd, name));
+	munmap(p, 3 * PG);
+	close(group);
+	close(container);
 	close(fd);
 }
 
