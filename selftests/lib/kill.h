@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* For tests that SIGKILL processes mid-operation (heap_robust, ring_robust,
- * killstorm):
- * a clock, reaping, pointer order and one round of a random kill storm. */
+ * killstorm): a clock, reaping, pointer order and a kill storm's round. */
 #ifndef HPM_SELFTEST_KILL_H
 #define HPM_SELFTEST_KILL_H
 

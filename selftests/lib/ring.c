@@ -109,6 +109,41 @@ TEST(exact_size)
 }
 
 /* Many small operations cross the end of the slot array many times. */
+/*
+ * An MP/MC ring used now and then through the SP/SC calls (one thread at a
+ * time, as their contract says): both protocols keep one FIFO, and an
+ * idle side has its head at its tail and its lock free.
+ */
+TEST(sp_and_mp_calls_mix)
+{
+	struct hpm_ring *r;
+	void *o[5], *out[5];
+	uintptr_t next_in = 1, next_out = 1;
+	unsigned int i, k, got;
+
+	r = aligned_alloc(HPM_CACHE_LINE_SIZE, hpm_ring_get_memsize(16));
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, hpm_ring_init(r, "mix", 16, 0));
+	for (i = 0; i < 200; i++) {
+		for (k = 0; k < 5; k++)
+			o[k] = (void *)next_in++;
+		got = i % 3 ? hpm_ring_mp_enqueue_bulk(r, o, 5, NULL) :
+			      hpm_ring_sp_enqueue_bulk(r, o, 5, NULL);
+		ASSERT_EQ(5, got);
+		got = i % 2 ? hpm_ring_mc_dequeue_bulk(r, out, 5, NULL) :
+			      hpm_ring_sc_dequeue_bulk(r, out, 5, NULL);
+		ASSERT_EQ(5, got);
+		for (k = 0; k < 5; k++)
+			ASSERT_EQ((void *)next_out++, out[k]);
+		ASSERT_EQ(atomic_load(&r->prod.head), atomic_load(&r->prod.tail));
+		ASSERT_EQ(atomic_load(&r->cons.head), atomic_load(&r->cons.tail));
+		ASSERT_EQ(0, hpm_robust_owner_pid(&r->prod.lock));
+		ASSERT_EQ(0, hpm_robust_owner_pid(&r->cons.lock));
+	}
+	EXPECT_TRUE(hpm_ring_empty(r));
+	free(r);
+}
+
 TEST(wraparound_fifo)
 {
 	struct hpm_ring *r;
