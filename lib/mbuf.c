@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <hpmem/mbuf.h>
+#include <hpmem/mbuf_dyn.h>
 #include <hpmem/memseg.h>
 #include <hpmem/mempool.h>
 
@@ -15,11 +16,37 @@
 /* Segments handed to one hpm_mempool_put_bulk() by free_bulk_mixed. */
 #define FREE_BATCH		64
 
+/* pktmbuf_pool_priv.flags: data buffers are pinned external memory. */
+#define POOL_F_PINNED_EXT	0x1u
+
 /* The mempool's private area of a pktmbuf pool. */
 struct pktmbuf_pool_priv {
 	uint32_t magic;
 	uint16_t data_room_size;
 	uint16_t priv_size;
+	uint32_t flags;		/* POOL_F_* */
+	uint32_t pad_;
+};
+
+/*
+ * After the private area of each mbuf of a pinned pool: the buffer it was
+ * given at creation, which detach gives back. Such an mbuf is direct (its
+ * buffer is its own for life), so alloc and free take their fast paths.
+ */
+struct pinned_buf {
+	void *addr;
+	uint64_t iova;
+	uint16_t len;
+	uint16_t pad_[3];
+};
+
+/* Where the external memory is handed out during obj_init. */
+struct extmem_ctx {
+	struct pktmbuf_pool_priv cfg;
+	const struct hpm_pktmbuf_extmem *ext;
+	unsigned int ext_num;
+	unsigned int ext_idx;
+	size_t off;
 };
 
 static const struct pktmbuf_pool_priv *pool_priv(struct hpm_mempool *mp)
@@ -48,6 +75,26 @@ __hpm_export uint16_t hpm_pktmbuf_priv_size(struct hpm_mempool *mp)
 	return p ? p->priv_size : 0;
 }
 
+static struct pinned_buf *pinned_buf(const struct hpm_mbuf *m)
+{
+	return (struct pinned_buf *)((char *)m + sizeof(*m) + m->priv_size);
+}
+
+static bool pool_pinned(struct hpm_mempool *mp)
+{
+	const struct pktmbuf_pool_priv *p = pool_priv(mp);
+
+	return p && (p->flags & POOL_F_PINNED_EXT);
+}
+
+/* The buffer a direct m owns: after its header, or pinned external memory. */
+static void *own_buf(const struct hpm_mbuf *m)
+{
+	if (pool_pinned(m->pool))
+		return pinned_buf(m)->addr;
+	return hpm_mbuf_own_buf(m);
+}
+
 /*
  * IOVA of the mbuf's own buffer. The pool keeps each object IOVA-contiguous,
  * so its per-object IOVA plus the offset is exact and O(1); a pool without
@@ -55,8 +102,11 @@ __hpm_export uint16_t hpm_pktmbuf_priv_size(struct hpm_mempool *mp)
  */
 static uint64_t own_buf_iova(const struct hpm_mbuf *m)
 {
-	uint64_t iova = hpm_mempool_virt2iova(m);
+	uint64_t iova;
 
+	if (pool_pinned(m->pool))
+		return pinned_buf(m)->iova;
+	iova = hpm_mempool_virt2iova(m);
 	if (iova != HPM_BAD_IOVA)
 		return iova + sizeof(*m) + m->priv_size;
 	return hpm_virt2iova(hpm_mbuf_own_buf(m));
@@ -90,6 +140,34 @@ static void pktmbuf_obj_init(struct hpm_mempool *mp, void *opaque, void *obj,
 	hpm_pktmbuf_reset_headroom(m);
 }
 
+/* obj_init of a pinned pool: the next elt_size slice of external memory. */
+static void pktmbuf_extmem_init(struct hpm_mempool *mp, void *opaque,
+				void *obj, unsigned int obj_idx)
+{
+	struct extmem_ctx *ctx = opaque;
+	const struct hpm_pktmbuf_extmem *e;
+	struct hpm_mbuf *m = obj;
+	struct pinned_buf *pb;
+
+	pktmbuf_obj_init(mp, &ctx->cfg, obj, obj_idx);
+	/* the create call checked that the areas hold n slices */
+	e = &ctx->ext[ctx->ext_idx];
+	if (ctx->off + e->elt_size > e->buf_len) {
+		e = &ctx->ext[++ctx->ext_idx];
+		ctx->off = 0;
+	}
+	pb = pinned_buf(m);
+	pb->addr = (char *)e->buf_ptr + ctx->off;
+	pb->iova = e->buf_iova == HPM_BAD_IOVA ? HPM_BAD_IOVA :
+		   e->buf_iova + ctx->off;
+	pb->len = e->elt_size;
+	ctx->off += e->elt_size;
+	m->buf_addr = pb->addr;
+	m->buf_iova = pb->iova;
+	m->buf_len = pb->len;
+	hpm_pktmbuf_reset_headroom(m);
+}
+
 __hpm_export struct hpm_mempool *
 hpm_pktmbuf_pool_create(const char *name, unsigned int n,
 			unsigned int cache_size, uint16_t priv_size,
@@ -110,6 +188,52 @@ hpm_pktmbuf_pool_create(const char *name, unsigned int n,
 				  pktmbuf_obj_init, &cfg, socket, 0);
 }
 
+__hpm_export struct hpm_mempool *
+hpm_pktmbuf_pool_create_extbuf(const char *name, unsigned int n,
+			       unsigned int cache_size, uint16_t priv_size,
+			       uint16_t data_room_size, int socket,
+			       const struct hpm_pktmbuf_extmem *ext_mem,
+			       unsigned int ext_num)
+{
+	struct extmem_ctx ctx = {
+		.cfg = {
+			.magic = PKTMBUF_POOL_MAGIC,
+			.data_room_size = data_room_size,
+			.priv_size = priv_size,
+			.flags = POOL_F_PINNED_EXT,
+		},
+		.ext = ext_mem,
+		.ext_num = ext_num,
+	};
+	unsigned int elt_size, i;
+	uint64_t slices = 0;
+
+	if (name == NULL || priv_size % HPM_MBUF_PRIV_ALIGN != 0 ||
+	    ext_mem == NULL || ext_num == 0)
+		return hpm_fail_ptr(EINVAL);
+	for (i = 0; i < ext_num; i++) {
+		const struct hpm_pktmbuf_extmem *e = &ext_mem[i];
+
+		if (e->buf_ptr == NULL || e->buf_len == 0 || e->elt_size == 0 ||
+		    data_room_size > e->elt_size)
+			return hpm_fail_ptr(EINVAL);
+		slices += e->buf_len / e->elt_size;
+	}
+	if (slices < n)
+		return hpm_fail_ptr(EINVAL);	/* as DPDK: not enough memory */
+	/* the mbufs carry no buffer, only where their pinned one is */
+	elt_size = (unsigned int)(sizeof(struct hpm_mbuf) + priv_size +
+				  sizeof(struct pinned_buf));
+	return hpm_mempool_create(name, n, elt_size, cache_size,
+				  sizeof(ctx.cfg), pktmbuf_extmem_init, &ctx,
+				  socket, 0);
+}
+
+__hpm_export bool hpm_pktmbuf_pool_is_pinned_extbuf(struct hpm_mempool *mp)
+{
+	return pool_pinned(mp);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Indirect mbufs and external buffers.                                   */
 
@@ -121,6 +245,8 @@ static void copy_hdr(struct hpm_mbuf *mi, const struct hpm_mbuf *m)
 	mi->tx_offload = m->tx_offload;
 	mi->hash = m->hash;
 	mi->packet_type = m->packet_type;
+	/* as DPDK: registered dynamic fields travel with the header */
+	hpm_mbuf_dynfield_copy(mi, m);
 }
 
 __hpm_export int hpm_pktmbuf_attach(struct hpm_mbuf *mi, struct hpm_mbuf *m)
@@ -179,9 +305,10 @@ __hpm_export void hpm_pktmbuf_detach(struct hpm_mbuf *m)
 		return;
 	}
 	m->shinfo = NULL;
-	m->buf_addr = hpm_mbuf_own_buf(m);
+	m->buf_addr = own_buf(m);
 	m->buf_iova = own_buf_iova(m);
-	m->buf_len = hpm_pktmbuf_data_room_size(m->pool);
+	m->buf_len = pool_pinned(m->pool) ? pinned_buf(m)->len :
+		     hpm_pktmbuf_data_room_size(m->pool);
 	hpm_pktmbuf_reset_headroom(m);
 	m->data_len = 0;
 	m->ol_flags = 0;
@@ -466,9 +593,14 @@ static int check_seg(const struct hpm_mbuf *m, const char **why)
 {
 	if (m->pool == NULL)
 		*why = "bad mbuf pool";
+	else if (m->buf_iova == 0 && !(m->pool->flags & HPM_MEMPOOL_F_NON_IO))
+		/* DPDK's rule: 0 is no device address (IOVA-less pools: BAD) */
+		*why = "bad IO addr";
 	else if (m->buf_addr == NULL)
 		*why = "bad buffer address";
-	else if (hpm_mbuf_refcnt_read(m) == 0)
+	else if (hpm_mbuf_refcnt_read(m) == 0 ||
+		 hpm_mbuf_refcnt_read(m) == UINT16_MAX)
+		/* UINT16_MAX: a count that wrapped below 0 or is about to overflow */
 		*why = "bad refcnt";
 	else if ((m->ol_flags & HPM_MBUF_F_INDIRECT) &&
 		 (m->ol_flags & HPM_MBUF_F_EXTERNAL))
@@ -477,7 +609,8 @@ static int check_seg(const struct hpm_mbuf *m, const char **why)
 		*why = "indirect mbuf without a direct one";
 	else if (hpm_mbuf_has_extbuf(m) && m->shinfo == NULL)
 		*why = "external buffer without shared info";
-	else if (hpm_mbuf_is_direct(m) && m->buf_addr != hpm_mbuf_own_buf(m))
+	else if (hpm_mbuf_is_direct(m) && m->buf_addr != hpm_mbuf_own_buf(m) &&
+		 m->buf_addr != own_buf(m))
 		*why = "direct mbuf not pointing at its own buffer";
 	else if (m->data_off > m->buf_len)
 		*why = "data offset too big in mbuf segment";

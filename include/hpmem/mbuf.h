@@ -170,6 +170,39 @@ struct hpm_mempool *hpm_pktmbuf_pool_create(const char *name, unsigned int n,
 					    uint16_t priv_size,
 					    uint16_t data_room_size,
 					    int socket);
+/*
+ * One area of external memory for hpm_pktmbuf_pool_create_extbuf(): buf_len
+ * bytes at buf_ptr (IOVA buf_iova, HPM_BAD_IOVA if none), cut into buffers
+ * of elt_size bytes each. A memzone is the usual source.
+ */
+struct hpm_pktmbuf_extmem {
+	void *buf_ptr;
+	uint64_t buf_iova;
+	size_t buf_len;
+	uint16_t elt_size;
+};
+
+/*
+ * A pktmbuf pool whose data buffers are pinned in external memory: mbuf k
+ * gets the k-th elt_size slice of the areas, in order, for the pool's whole
+ * life (buf_len = elt_size). The areas must outlive the pool; the library
+ * neither frees nor reuses them. NULL + EINVAL on bad sizes, an empty area,
+ * data_room_size > elt_size, or areas with fewer than n slices.
+ *
+ * Unlike DPDK (rte_pktmbuf_pool_create_extbuf), these mbufs count as direct:
+ * the buffer is theirs, hpm_mbuf_has_extbuf() is false, a clone takes a
+ * reference on the mbuf (HPM_MBUF_F_INDIRECT) rather than on a shared info,
+ * and alloc/free stay on their fast paths. The owner returns to its pool
+ * when the last clone lets go, as in DPDK. hpm_mbuf_own_buf() does not apply
+ * to them; test a pool with hpm_pktmbuf_pool_is_pinned_extbuf().
+ */
+struct hpm_mempool *
+hpm_pktmbuf_pool_create_extbuf(const char *name, unsigned int n,
+			       unsigned int cache_size, uint16_t priv_size,
+			       uint16_t data_room_size, int socket,
+			       const struct hpm_pktmbuf_extmem *ext_mem,
+			       unsigned int ext_num);
+bool hpm_pktmbuf_pool_is_pinned_extbuf(struct hpm_mempool *mp);
 /* Sizes a pktmbuf pool was created with; 0 if mp is not a pktmbuf pool. */
 uint16_t hpm_pktmbuf_data_room_size(struct hpm_mempool *mp);
 uint16_t hpm_pktmbuf_priv_size(struct hpm_mempool *mp);
@@ -228,7 +261,9 @@ void hpm_pktmbuf_free_bulk_mixed(struct hpm_mbuf **mbufs, unsigned int n);
 
 /*
  * Consistency of an mbuf (is_header: also its chain). 0, or -EINVAL with
- * *reason (if non-NULL) naming the first problem found.
+ * *reason (if non-NULL) naming the first problem found. As DPDK's
+ * rte_mbuf_check(): buf_iova 0 ("bad IO addr", unless the pool is
+ * HPM_MEMPOOL_F_NON_IO) and a refcnt of 0 or UINT16_MAX are refused.
  */
 int hpm_mbuf_check(const struct hpm_mbuf *m, int is_header,
 		   const char **reason);
@@ -276,7 +311,10 @@ static inline void *hpm_mbuf_to_priv(struct hpm_mbuf *m)
 	return (char *)m + sizeof(*m);
 }
 
-/* The mbuf's own buffer (what buf_addr is when it is direct). */
+/*
+ * The mbuf's own buffer (what buf_addr is when it is direct), except in a
+ * pool made by hpm_pktmbuf_pool_create_extbuf().
+ */
 static inline void *hpm_mbuf_own_buf(const struct hpm_mbuf *m)
 {
 	return (char *)m + sizeof(*m) + m->priv_size;

@@ -43,6 +43,12 @@ extern "C" {
 					 HPM_MEMPOOL_F_SP_PUT | \
 					 HPM_MEMPOOL_F_SC_GET | \
 					 HPM_MEMPOOL_F_NO_IOVA_CONTIG)
+/*
+ * Set by the library, never by the caller (DPDK's RTE_MEMPOOL_F_NON_IO): no
+ * object of the pool has a device address. A pool starts with it; memory
+ * with a valid IOVA clears it, memory without one never sets it back.
+ */
+#define HPM_MEMPOOL_F_NON_IO		0x0040u
 /* Internal state bits in mp->flags. */
 #define HPM_MEMPOOL_F_POPULATED		0x10000u
 #define HPM_MEMPOOL_F_DEBUG		0x20000u	/* cookies in headers */
