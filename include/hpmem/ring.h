@@ -45,7 +45,9 @@ extern "C" {
  * the lock: one PID namespace for all users; a holder whose pid and tid
  * were recycled stalls the side until that new thread exits; a stopped
  * holder stalls it while stopped. Objects a dead consumer had dequeued (or
- * a dead producer had yet to enqueue) are lost with it.
+ * a dead producer had yet to enqueue) are lost with it; so are those a
+ * dead process had taken from a mempool on the default ring, as with
+ * DPDK's per-lcore caches (docs/RELIABILITY.md).
  * Compared with the lock-free MP/MC protocol (CAS on the head, wait for
  * earlier reservations, store the tail), the uncontended cost is the same:
  * one atomic read-modify-write per operation. Under contention a producer
@@ -71,7 +73,11 @@ extern "C" {
 /* Name length including NUL; the memzone is named "RG_<name>". */
 #define HPM_RING_NAMESIZE	(HPM_NAME_SIZE - 3)
 
-/* "RNG2": layout 2, with a lock per side (layout 1 was "RING"). */
+/*
+ * "RNG2": layout 2, with a lock per side (layout 1 was "RING"). A library
+ * of layout 1 never meets one: the region's config layout version (3)
+ * refuses it as a secondary.
+ */
 #define HPM_RING_MAGIC		0x524e4732u
 
 struct hpm_memzone;
