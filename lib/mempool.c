@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /*
  * The crash-step test hook runs inside the ring operations of the refills
@@ -263,7 +265,9 @@ hpm_mempool_create_empty(const char *name, unsigned int n,
 	mp = mz->addr;
 	memset(mp, 0, sizeof(*mp) + priv);
 	snprintf(mp->name, sizeof(mp->name), "%s", name);
-	mp->flags = flags | (MP_DEBUG_DEFAULT ? HPM_MEMPOOL_F_DEBUG : 0);
+	/* No memory yet, so no IOVA: NON_IO until memory with one comes. */
+	mp->flags = flags | HPM_MEMPOOL_F_NON_IO |
+		    (MP_DEBUG_DEFAULT ? HPM_MEMPOOL_F_DEBUG : 0);
 	mp->cache_size = cache_size;
 	mp->cache_stride = (uint32_t)stride;
 	mp->header_size = (uint32_t)hdr;
@@ -410,7 +414,10 @@ static unsigned int mp_chunk_walk(struct hpm_mempool *mp,
 static bool carve_one(struct hpm_mempool *mp, void *obj, uint64_t iova,
 		      void *arg)
 {
-	(void)arg;
+	bool *any_iova = arg;
+
+	if (iova != HPM_BAD_IOVA)
+		*any_iova = true;
 	mp_obj_init_one(mp, obj, iova);
 	/* The driver holds n objects; this cannot fail. */
 	mp_ops(mp)->enqueue(mp, &obj, 1);
@@ -423,6 +430,7 @@ static int mp_add_chunk(struct hpm_mempool *mp, char *vaddr, uint64_t iova,
 			hpm_mempool_memchunk_free_cb_t *free_cb, void *opaque)
 {
 	struct hpm_mempool_memhdr *mh;
+	bool any_iova = false;
 	unsigned int cnt;
 	int rc;
 
@@ -441,7 +449,7 @@ static int mp_add_chunk(struct hpm_mempool *mp, char *vaddr, uint64_t iova,
 	mh->mz = mz;
 	mh->per_obj_iova = per_obj_iova;
 	cnt = mp_chunk_walk(mp, mh, mp->size - mp->populated_size, carve_one,
-			    NULL);
+			    &any_iova);
 	if (cnt == 0)
 		return -EINVAL;	/* too small for one object */
 	mh->nb_objs = cnt;
@@ -450,7 +458,22 @@ static int mp_add_chunk(struct hpm_mempool *mp, char *vaddr, uint64_t iova,
 	mp->nb_mem_chunks++;
 	mp->populated_size += cnt;
 	mp->flags |= HPM_MEMPOOL_F_POPULATED;
+	/* DPDK's rule: some objects can now do IO, unless they may straddle */
+	if (any_iova && !(mp->flags & HPM_MEMPOOL_F_NO_IOVA_CONTIG))
+		mp->flags &= ~HPM_MEMPOOL_F_NON_IO;
 	return (int)cnt;
+}
+
+/*
+ * After a populate call: READY when it made the pool full (was_full says
+ * whether it was before), outside the pool lock so that the callbacks may
+ * use the pool. Returns rc.
+ */
+static int mp_populated(struct hpm_mempool *mp, bool was_full, int rc)
+{
+	if (rc > 0 && !was_full && mp->populated_size == mp->size)
+		hpm_mempool_event_invoke_(HPM_MEMPOOL_EVENT_READY, mp);
+	return rc;
 }
 
 __hpm_export int hpm_mempool_populate_iova(struct hpm_mempool *mp,
@@ -459,14 +482,16 @@ __hpm_export int hpm_mempool_populate_iova(struct hpm_mempool *mp,
 					   hpm_mempool_memchunk_free_cb_t *free_cb,
 					   void *opaque)
 {
+	bool was_full;
 	int rc;
 
 	if (!mp || mp->magic != HPM_MEMPOOL_MAGIC || !vaddr || !len)
 		return hpm_fail(EINVAL);
 	hpm_spinlock_lock(mp_lock(mp));
+	was_full = mp->populated_size == mp->size;
 	rc = mp_add_chunk(mp, vaddr, iova, len, false, NULL, free_cb, opaque);
 	hpm_spinlock_unlock(mp_lock(mp));
-	return rc < 0 ? hpm_fail(-rc) : rc;
+	return rc < 0 ? hpm_fail(-rc) : mp_populated(mp, was_full, rc);
 }
 
 __hpm_export int hpm_mempool_populate_virt(struct hpm_mempool *mp,
@@ -475,6 +500,7 @@ __hpm_export int hpm_mempool_populate_virt(struct hpm_mempool *mp,
 					   hpm_mempool_memchunk_free_cb_t *free_cb,
 					   void *opaque)
 {
+	bool was_full;
 	int rc;
 
 	if (!mp || mp->magic != HPM_MEMPOOL_MAGIC || !addr || !len)
@@ -488,10 +514,11 @@ __hpm_export int hpm_mempool_populate_virt(struct hpm_mempool *mp,
 	 * DPDK compatibility: our page table knows the real page size.
 	 */
 	hpm_spinlock_lock(mp_lock(mp));
+	was_full = mp->populated_size == mp->size;
 	rc = mp_add_chunk(mp, addr, HPM_BAD_IOVA, len, true, NULL, free_cb,
 			  opaque);
 	hpm_spinlock_unlock(mp_lock(mp));
-	return rc < 0 ? hpm_fail(-rc) : rc;
+	return rc < 0 ? hpm_fail(-rc) : mp_populated(mp, was_full, rc);
 }
 
 static void mz_chunk_free(struct hpm_mempool_memhdr *mh, void *opaque)
@@ -507,12 +534,14 @@ __hpm_export int hpm_mempool_populate_default(struct hpm_mempool *mp)
 	char mzname[HPM_NAME_SIZE];
 	size_t want, min;
 	unsigned int added = 0;
+	bool was_full;
 	int rc = 0;
 
 	if (!mp || mp->magic != HPM_MEMPOOL_MAGIC)
 		return hpm_fail(EINVAL);
 	want_contig = !(mp->flags & HPM_MEMPOOL_F_NO_IOVA_CONTIG);
 	hpm_spinlock_lock(mp_lock(mp));
+	was_full = mp->populated_size == mp->size;
 	min = (size_t)mp->total_elt_size + HPM_CACHE_LINE_SIZE;
 	want = (size_t)(mp->size - mp->populated_size) * mp->total_elt_size +
 		HPM_CACHE_LINE_SIZE;
@@ -557,7 +586,43 @@ __hpm_export int hpm_mempool_populate_default(struct hpm_mempool *mp)
 	hpm_spinlock_unlock(mp_lock(mp));
 	if (rc < 0)
 		return hpm_fail(-rc);
-	return (int)added;
+	return mp_populated(mp, was_full, (int)added);
+}
+
+static void anon_chunk_free(struct hpm_mempool_memhdr *mh, void *opaque)
+{
+	munmap(mh->addr, (size_t)(uintptr_t)opaque);
+}
+
+__hpm_export int hpm_mempool_populate_anon(struct hpm_mempool *mp)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE), len;
+	void *addr;
+	int rc;
+
+	if (!mp || mp->magic != HPM_MEMPOOL_MAGIC)
+		return hpm_fail(EINVAL);
+	/* as DPDK: only for a pool that has no memory yet */
+	if (mp->nb_mem_chunks || mp->populated_size)
+		return hpm_fail(EEXIST);
+	len = HPM_ALIGN_UP((size_t)mp->size * mp->total_elt_size +
+			   HPM_CACHE_LINE_SIZE, pg);
+	/* shared: the objects stay the same objects in a forked child */
+	addr = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (addr == MAP_FAILED)
+		return hpm_fail(errno);
+	/* locked, as DPDK's: a pool's objects are not paged out */
+	if (mlock(addr, len)) {
+		rc = errno;
+		munmap(addr, len);
+		return hpm_fail(rc);
+	}
+	rc = hpm_mempool_populate_virt(mp, addr, len, pg, anon_chunk_free,
+				       (void *)(uintptr_t)len);
+	if (rc < 0)
+		munmap(addr, len);
+	return rc;
 }
 
 struct init_arg {
@@ -645,13 +710,98 @@ __hpm_export struct hpm_mempool *hpm_mempool_lookup(const char *name)
 	return mp;
 }
 
+/* A live pool's own zone ("MP_<name>", not a chunk "MP_<name>.<k>")? */
+static struct hpm_mempool *mp_of_zone(const struct hpm_memzone *mz)
+{
+	struct hpm_mempool *mp = mz->addr;
+
+	if (strncmp(mz->name, MP_MZ_PREFIX, strlen(MP_MZ_PREFIX)) ||
+	    mz->len < sizeof(*mp))
+		return NULL;
+	if (__atomic_load_n(&mp->magic, __ATOMIC_ACQUIRE) != HPM_MEMPOOL_MAGIC ||
+	    mp->mz != mz)
+		return NULL;
+	return mp;
+}
+
+struct walk_arg {
+	void (*fn)(struct hpm_mempool *mp, void *arg);
+	void *arg;
+};
+
+static int walk_one(const struct hpm_memzone *mz, void *arg)
+{
+	struct hpm_mempool *mp = mp_of_zone(mz);
+	struct walk_arg *w = arg;
+
+	if (mp)
+		w->fn(mp, w->arg);
+	return 0;
+}
+
+__hpm_export void hpm_mempool_walk(void (*fn)(struct hpm_mempool *mp,
+					      void *arg), void *arg)
+{
+	struct walk_arg w = { fn, arg };
+
+	if (fn)
+		hpm_memzone_walk(walk_one, &w);
+}
+
+static void dump_one(struct hpm_mempool *mp, void *arg)
+{
+	hpm_mempool_dump(arg, mp);
+}
+
+__hpm_export void hpm_mempool_list_dump(FILE *f)
+{
+	hpm_mempool_walk(dump_one, f ? f : stdout);
+}
+
+__hpm_export int
+hpm_mempool_get_mem_range(const struct hpm_mempool *mp,
+			  struct hpm_mempool_mem_range_info *mem_range)
+{
+	uintptr_t lo = UINTPTR_MAX, hi = 0;
+	size_t total = 0;
+	unsigned int i;
+
+	if (!mp || !mem_range)
+		return hpm_fail(EINVAL);
+	for (i = 0; i < mp->nb_mem_chunks; i++) {
+		uintptr_t a = (uintptr_t)mp->chunks[i].addr;
+
+		if (a < lo)
+			lo = a;
+		if (a + mp->chunks[i].len > hi)
+			hi = a + mp->chunks[i].len;
+		total += mp->chunks[i].len;
+	}
+	if (lo == UINTPTR_MAX)
+		return hpm_fail(EINVAL);	/* not populated */
+	mem_range->start = (void *)lo;
+	mem_range->length = hi - lo;
+	mem_range->is_contiguous = total == hi - lo;
+	return 0;
+}
+
+__hpm_export size_t hpm_mempool_get_obj_alignment(const struct hpm_mempool *mp)
+{
+	if (!mp)
+		return 0;
+	return (mp->flags & HPM_MEMPOOL_F_NO_CACHE_ALIGN) ? sizeof(uint64_t) :
+							     HPM_CACHE_LINE_SIZE;
+}
+
 __hpm_export void hpm_mempool_free(struct hpm_mempool *mp)
 {
 	unsigned int i;
 
 	if (!mp || mp->magic != HPM_MEMPOOL_MAGIC)
 		return;
-	/* First: lookups and debug checks see a dead pool from now on. */
+	/* Before anything goes: the callbacks may still look at the pool. */
+	hpm_mempool_event_invoke_(HPM_MEMPOOL_EVENT_DESTROY, mp);
+	/* Then: lookups and debug checks see a dead pool from now on. */
 	mp->magic = 0;
 	for (i = mp->nb_mem_chunks; i-- > 0;) {
 		struct hpm_mempool_memhdr *mh = &mp->chunks[i];
@@ -698,19 +848,27 @@ hpm_mempool_in_use_count(const struct hpm_mempool *mp)
 	return mp->size - hpm_mempool_avail_count(mp);
 }
 
-__hpm_export void hpm_mempool_cache_flush(struct hpm_mempool *mp)
+__hpm_export void hpm_mempool_cache_flush_user(struct hpm_mempool_cache *c,
+					       struct hpm_mempool *mp)
 {
-	unsigned int idx = hpm_thread_index(), n;
-	struct hpm_mempool_cache *c;
+	unsigned int n;
 
-	if (!mp || idx >= HPM_MAX_THREADS)
+	if (!c || !mp)
 		return;
-	c = hpm_mempool_cache_(mp, idx);
 	n = c->len;
 	/* Empty first, as in hpm_mempool_put_flush_(): lost, never twice. */
 	c->len = 0;
 	if (n)
 		hpm_mempool_drv_enqueue_(mp, c->objs, n);
+}
+
+__hpm_export void hpm_mempool_cache_flush(struct hpm_mempool *mp)
+{
+	unsigned int idx = hpm_thread_index();
+
+	if (!mp || idx >= HPM_MAX_THREADS)
+		return;
+	hpm_mempool_cache_flush_user(hpm_mempool_cache_(mp, idx), mp);
 }
 
 __hpm_export int hpm_mempool_stats_get(const struct hpm_mempool *mp,

@@ -27,4 +27,8 @@ const struct hpm_mempool_ops *hpm_mempool_ops_get(unsigned int id);
 /* The id of a driver name, or -EINVAL. */
 int hpm_mempool_ops_find(const char *name);
 
+/* Call the process's event callbacks (lib/mempool_event.c); no lock held. */
+void hpm_mempool_event_invoke_(enum hpm_mempool_event event,
+			       struct hpm_mempool *mp);
+
 #endif /* HPM_LIB_MEMPOOL_H */

@@ -45,8 +45,10 @@ extern "C" {
 					 HPM_MEMPOOL_F_NO_IOVA_CONTIG)
 /*
  * Set by the library, never by the caller (DPDK's RTE_MEMPOOL_F_NON_IO): no
- * object of the pool has a device address. A pool starts with it; memory
- * with a valid IOVA clears it, memory without one never sets it back.
+ * object of the pool can be given to a device. A pool starts with it; the
+ * first memory added with a valid IOVA clears it (memory without one never
+ * sets it back), except in a HPM_MEMPOOL_F_NO_IOVA_CONTIG pool, whose
+ * objects may straddle IOVA gaps and which keeps it for life.
  */
 #define HPM_MEMPOOL_F_NON_IO		0x0040u
 /* Internal state bits in mp->flags. */
@@ -190,6 +192,14 @@ int hpm_mempool_populate_virt(struct hpm_mempool *mp, char *addr, size_t len,
 			      size_t pg_sz,
 			      hpm_mempool_memchunk_free_cb_t *free_cb,
 			      void *opaque);
+/*
+ * DPDK's rte_mempool_populate_anon(): objects for the whole pool from a
+ * locked anonymous shared mapping (shared with children forked later, not
+ * with processes that attach). Such memory has no IOVA: the pool stays
+ * HPM_MEMPOOL_F_NON_IO. Objects added, or -EEXIST if the pool already has
+ * memory, -EINVAL, -ENOMEM/-EAGAIN from mmap/mlock.
+ */
+int hpm_mempool_populate_anon(struct hpm_mempool *mp);
 /* NULL + ENOENT when no such pool (searched in the shared memzone table). */
 struct hpm_mempool *hpm_mempool_lookup(const char *name);
 /* Release the pool and the memory it reserved; objects must be back. */
@@ -207,6 +217,50 @@ static inline bool hpm_mempool_empty(const struct hpm_mempool *mp)
 	return hpm_mempool_avail_count(mp) == 0;
 }
 
+/*
+ * Call fn for every pool of the region (rte_mempool_walk). fn may create
+ * or free pools; each pool is visited at most once.
+ */
+void hpm_mempool_walk(void (*fn)(struct hpm_mempool *mp, void *arg),
+		      void *arg);
+/* hpm_mempool_dump() of every pool of the region. */
+void hpm_mempool_list_dump(FILE *f);
+
+/* The address range a pool's memory chunks span. */
+struct hpm_mempool_mem_range_info {
+	void *start;		/* lowest chunk address */
+	size_t length;		/* to the end of the highest chunk */
+	bool is_contiguous;	/* the chunks leave no hole in the range */
+};
+/* 0, or -EINVAL when mp or mem_range is NULL or the pool has no memory. */
+int hpm_mempool_get_mem_range(const struct hpm_mempool *mp,
+			      struct hpm_mempool_mem_range_info *mem_range);
+/* Alignment of every object: 8 with NO_CACHE_ALIGN, else a cache line; 0 for NULL. */
+size_t hpm_mempool_get_obj_alignment(const struct hpm_mempool *mp);
+
+/*
+ * Pool life-cycle events (rte_mempool_event_callback_register): READY when
+ * a populate call makes the pool full, DESTROY at hpm_mempool_free(),
+ * before the memory goes. Callbacks are per process, like the function
+ * pointers they are, and run in the thread that caused the event, with no
+ * library lock held: a callback may use the pool, and register or
+ * unregister callbacks (itself included). One unregistered during an event
+ * is not called after that; one registered during an event is called from
+ * the next. register: 0, -EINVAL (NULL func), -EEXIST (same func and
+ * user_data), -ENOMEM; unregister: 0 or -ENOENT.
+ */
+enum hpm_mempool_event {
+	HPM_MEMPOOL_EVENT_READY = 0,
+	HPM_MEMPOOL_EVENT_DESTROY = 1,
+};
+typedef void (hpm_mempool_event_callback)(enum hpm_mempool_event event,
+					  struct hpm_mempool *mp,
+					  void *user_data);
+int hpm_mempool_event_callback_register(hpm_mempool_event_callback *func,
+					void *user_data);
+int hpm_mempool_event_callback_unregister(hpm_mempool_event_callback *func,
+					  void *user_data);
+
 /* Call fn for every object / memory chunk; returns how many. */
 uint32_t hpm_mempool_obj_iter(struct hpm_mempool *mp,
 			      hpm_mempool_obj_cb_t *fn, void *arg);
@@ -219,6 +273,21 @@ uint32_t hpm_mempool_mem_iter(struct hpm_mempool *mp,
  * next owner of the thread index.
  */
 void hpm_mempool_cache_flush(struct hpm_mempool *mp);
+
+/*
+ * User-owned caches (rte_mempool_cache_create and the generic get/put): a
+ * cache of size objects (1..HPM_MEMPOOL_CACHE_MAX_SIZE) in process memory,
+ * for a thread without a thread index or one that wants its own. The same
+ * rules as the per-thread caches; one thread at a time may use it, with
+ * any pool, but flush it before using it with another pool. NULL + EINVAL
+ * or ENOMEM. socket is accepted for DPDK compatibility.
+ */
+struct hpm_mempool_cache *hpm_mempool_cache_create(uint32_t size, int socket);
+/* Free a cache; flush it first, or its objects are lost to their pool. */
+void hpm_mempool_cache_free(struct hpm_mempool_cache *cache);
+/* Return a user cache's objects to mp (rte_mempool_cache_flush(cache, mp)). */
+void hpm_mempool_cache_flush_user(struct hpm_mempool_cache *cache,
+				  struct hpm_mempool *mp);
 void hpm_mempool_dump(FILE *f, const struct hpm_mempool *mp);
 /* Check the pool's invariants (and every cookie in debug pools): 0 or -EUCLEAN. */
 int hpm_mempool_audit(struct hpm_mempool *mp);
@@ -302,6 +371,52 @@ HPM_MEMPOOL_INLINE_ int hpm_mempool_drv_dequeue_(struct hpm_mempool *mp,
 	return hpm_mempool_ops_dequeue_(mp, objs, n);
 }
 
+/* Get through cache c (not NULL): the body of every cached get. */
+HPM_MEMPOOL_INLINE_ int hpm_mempool_cache_get_(struct hpm_mempool *mp,
+					       struct hpm_mempool_cache *c,
+					       void **objs, unsigned int n)
+{
+	int rc;
+
+	if (__builtin_expect(n <= c->len && n <= c->half, 1)) {
+		/* The top of the stack: the most recently put. */
+		c->len -= n;
+		hpm_ring_copy_ptrs_(objs, &c->objs[c->len], n);
+		c->get_objs += n;
+#ifdef HPM_DEBUG
+		hpm_mempool_debug_check_(mp, objs, n, false);
+#endif
+		return 0;
+	}
+	if (c->size)
+		rc = hpm_mempool_get_refill_(mp, c, objs, n);
+	else if ((rc = hpm_mempool_drv_dequeue_(mp, objs, n)) == 0)
+		c->get_objs += n;	/* pool without caches */
+	else
+		c->get_fails++;
+#ifdef HPM_DEBUG
+	if (rc == 0)
+		hpm_mempool_debug_check_(mp, objs, n, false);
+#endif
+	return rc;
+}
+
+/* Get with no cache at all: straight from the driver. */
+HPM_MEMPOOL_INLINE_ int hpm_mempool_nocache_get_(struct hpm_mempool *mp,
+						 void **objs, unsigned int n)
+{
+	int rc = hpm_mempool_drv_dequeue_(mp, objs, n);
+
+	if (__builtin_expect(rc, 0))
+		atomic_fetch_add_explicit(&mp->uncached_get_fails, 1,
+					  memory_order_relaxed);
+#ifdef HPM_DEBUG
+	if (rc == 0)
+		hpm_mempool_debug_check_(mp, objs, n, false);
+#endif
+	return rc;
+}
+
 /*
  * Get n objects, all or none: 0, or -ENOENT when the pool (driver plus
  * the caller's cache) has fewer. Cost when the cache can serve it: a TLS
@@ -311,38 +426,34 @@ HPM_MEMPOOL_INLINE_ int hpm_mempool_get_bulk(struct hpm_mempool *mp,
 					     void **objs, unsigned int n)
 {
 	unsigned int idx = hpm_thread_index();
-	struct hpm_mempool_cache *c;
-	int rc;
 
-	if (__builtin_expect(idx < HPM_MAX_THREADS, 1)) {
-		c = hpm_mempool_cache_(mp, idx);
-		if (__builtin_expect(n <= c->len && n <= c->half, 1)) {
-			/* The top of the stack: the most recently put. */
-			c->len -= n;
-			hpm_ring_copy_ptrs_(objs, &c->objs[c->len], n);
-			c->get_objs += n;
-#ifdef HPM_DEBUG
-			hpm_mempool_debug_check_(mp, objs, n, false);
-#endif
-			return 0;
-		}
-		if (c->size)
-			rc = hpm_mempool_get_refill_(mp, c, objs, n);
-		else if ((rc = hpm_mempool_drv_dequeue_(mp, objs, n)) == 0)
-			c->get_objs += n;	/* pool without caches */
-		else
-			c->get_fails++;
-	} else {
-		rc = hpm_mempool_drv_dequeue_(mp, objs, n);
-		if (__builtin_expect(rc, 0))
-			atomic_fetch_add_explicit(&mp->uncached_get_fails, 1,
-						  memory_order_relaxed);
+	if (__builtin_expect(idx < HPM_MAX_THREADS, 1))
+		return hpm_mempool_cache_get_(mp, hpm_mempool_cache_(mp, idx),
+					      objs, n);
+	return hpm_mempool_nocache_get_(mp, objs, n);
+}
+
+/*
+ * Put through cache c (not NULL): the body of every cached put. false when
+ * the pool has no caches: the caller's one driver call takes the objects.
+ */
+HPM_MEMPOOL_INLINE_ bool hpm_mempool_cache_put_(struct hpm_mempool *mp,
+						struct hpm_mempool_cache *c,
+						void *const *objs,
+						unsigned int n)
+{
+	if (__builtin_expect(c->len + n <= c->size && n <= c->half, 1)) {
+		hpm_ring_copy_ptrs_(&c->objs[c->len], objs, n);
+		c->len += n;
+		c->put_objs += n;
+		return true;
 	}
-#ifdef HPM_DEBUG
-	if (rc == 0)
-		hpm_mempool_debug_check_(mp, objs, n, false);
-#endif
-	return rc;
+	if (c->size) {
+		hpm_mempool_put_flush_(mp, c, objs, n);
+		return true;
+	}
+	c->put_objs += n;	/* pool without caches */
+	return false;
 }
 
 /* Return n objects that came from this pool. */
@@ -351,27 +462,52 @@ HPM_MEMPOOL_INLINE_ void hpm_mempool_put_bulk(struct hpm_mempool *mp,
 					      unsigned int n)
 {
 	unsigned int idx = hpm_thread_index();
-	struct hpm_mempool_cache *c;
 
 #ifdef HPM_DEBUG
 	hpm_mempool_debug_check_(mp, objs, n, true);
 #endif
-	if (__builtin_expect(idx < HPM_MAX_THREADS, 1)) {
-		c = hpm_mempool_cache_(mp, idx);
-		if (__builtin_expect(c->len + n <= c->size && n <= c->half,
-				     1)) {
-			hpm_ring_copy_ptrs_(&c->objs[c->len], objs, n);
-			c->len += n;
-			c->put_objs += n;
-			return;
-		}
-		if (c->size) {
-			hpm_mempool_put_flush_(mp, c, objs, n);
-			return;
-		}
-		c->put_objs += n;	/* pool without caches */
-	}
+	if (__builtin_expect(idx < HPM_MAX_THREADS, 1) &&
+	    hpm_mempool_cache_put_(mp, hpm_mempool_cache_(mp, idx), objs, n))
+		return;
 	hpm_mempool_drv_enqueue_(mp, objs, n);
+}
+
+/*
+ * rte_mempool_generic_get/put: through the given cache (a user cache, or
+ * hpm_mempool_default_cache()), or none when cache is NULL.
+ */
+HPM_MEMPOOL_INLINE_ int hpm_mempool_generic_get(struct hpm_mempool *mp,
+						void **objs, unsigned int n,
+						struct hpm_mempool_cache *cache)
+{
+	if (cache)
+		return hpm_mempool_cache_get_(mp, cache, objs, n);
+	return hpm_mempool_nocache_get_(mp, objs, n);
+}
+
+HPM_MEMPOOL_INLINE_ void hpm_mempool_generic_put(struct hpm_mempool *mp,
+						 void *const *objs,
+						 unsigned int n,
+						 struct hpm_mempool_cache *cache)
+{
+#ifdef HPM_DEBUG
+	hpm_mempool_debug_check_(mp, objs, n, true);
+#endif
+	if (cache && hpm_mempool_cache_put_(mp, cache, objs, n))
+		return;
+	hpm_mempool_drv_enqueue_(mp, objs, n);
+}
+
+/* The calling thread's cache of mp; NULL without a thread index or caches. */
+static inline struct hpm_mempool_cache *
+hpm_mempool_default_cache(struct hpm_mempool *mp)
+{
+	unsigned int idx = hpm_thread_index();
+
+	/* as DPDK: a pool created without caches has no default one */
+	if (idx >= HPM_MAX_THREADS || mp->cache_size == 0)
+		return NULL;
+	return hpm_mempool_cache_(mp, idx);
 }
 
 HPM_MEMPOOL_INLINE_ int hpm_mempool_get(struct hpm_mempool *mp, void **obj)
