@@ -853,7 +853,12 @@ __hpm_export void hpm_mempool_cache_flush_user(struct hpm_mempool_cache *c,
 {
 	unsigned int n;
 
-	if (!c || !mp)
+	if (!mp)
+		return;
+	/* as DPDK's rte_mempool_cache_flush(): NULL is the thread's cache */
+	if (!c)
+		c = hpm_mempool_default_cache(mp);
+	if (!c)
 		return;
 	n = c->len;
 	/* Empty first, as in hpm_mempool_put_flush_(): lost, never twice. */

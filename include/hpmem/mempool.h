@@ -285,7 +285,10 @@ void hpm_mempool_cache_flush(struct hpm_mempool *mp);
 struct hpm_mempool_cache *hpm_mempool_cache_create(uint32_t size, int socket);
 /* Free a cache; flush it first, or its objects are lost to their pool. */
 void hpm_mempool_cache_free(struct hpm_mempool_cache *cache);
-/* Return a user cache's objects to mp (rte_mempool_cache_flush(cache, mp)). */
+/*
+ * Return a cache's objects to mp (rte_mempool_cache_flush(cache, mp));
+ * cache NULL: the calling thread's, as hpm_mempool_cache_flush().
+ */
 void hpm_mempool_cache_flush_user(struct hpm_mempool_cache *cache,
 				  struct hpm_mempool *mp);
 void hpm_mempool_dump(FILE *f, const struct hpm_mempool *mp);

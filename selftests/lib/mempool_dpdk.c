@@ -119,8 +119,10 @@ TEST_F(mp, default_cache_is_the_thread_cache)
 	ASSERT_NE(NULL, c);
 	EXPECT_EQ(0, basic(mp, c));
 	EXPECT_EQ(N, hpm_mempool_avail_count(mp));	/* counts the thread cache */
-	hpm_mempool_cache_flush(mp);
+	EXPECT_LT(0, c->len);
+	hpm_mempool_cache_flush_user(NULL, mp);	/* NULL: this thread's */
 	EXPECT_EQ(0, c->len);
+	EXPECT_EQ(N, hpm_mempool_avail_count(mp));
 	hpm_thread_unregister();
 	hpm_mempool_free(mp);
 }
