@@ -150,9 +150,12 @@ static void pktmbuf_extmem_init(struct hpm_mempool *mp, void *opaque,
 	struct pinned_buf *pb;
 
 	pktmbuf_obj_init(mp, &ctx->cfg, obj, obj_idx);
-	/* the create call checked that the areas hold n slices */
+	/*
+	 * The create call checked that the areas hold n slices, so this stops
+	 * inside the array; it skips areas smaller than one slice too.
+	 */
 	e = &ctx->ext[ctx->ext_idx];
-	if (ctx->off + e->elt_size > e->buf_len) {
+	while (ctx->off + e->elt_size > e->buf_len) {
 		e = &ctx->ext[++ctx->ext_idx];
 		ctx->off = 0;
 	}

@@ -534,17 +534,26 @@ TEST_F(dyn, extbuf_pool_refusals)
 	EXPECT_EQ(NULL, hpm_pktmbuf_pool_create_extbuf("e", 2, 0, 0, 1024,
 		HPM_SOCKET_ANY, ext, 2));
 	ext[1].elt_size = 1024;
-	/* exactly four, spread over both areas: memory the app owns, no IOVA */
+	/*
+	 * exactly four, spread over both areas, past an area too small for
+	 * one buffer: memory the app owns, no IOVA
+	 */
 	{
+		struct hpm_pktmbuf_extmem ext3[3] = { ext[0], ext[0], ext[1] };
 		struct hpm_mempool *mp;
 		struct hpm_mbuf *m[4];
 		int i;
 
+		ext3[1].buf_len = 1000;
 		mp = hpm_pktmbuf_pool_create_extbuf("e", 4, 0, 0, 1024,
-						    HPM_SOCKET_ANY, ext, 2);
+						    HPM_SOCKET_ANY, ext3, 3);
 		ASSERT_NE(NULL, mp);
 		ASSERT_EQ(0, hpm_pktmbuf_alloc_bulk(mp, m, 4));
 		for (i = 0; i < 4; i++) {
+			int j;
+
+			for (j = 0; j < i; j++)
+				EXPECT_NE(m[j]->buf_addr, m[i]->buf_addr);
 			EXPECT_LE((char *)area, (char *)m[i]->buf_addr);
 			EXPECT_GT(area + sizeof(area), (char *)m[i]->buf_addr);
 			EXPECT_EQ(HPM_BAD_IOVA, m[i]->buf_iova);
