@@ -697,11 +697,13 @@ int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
 		if (n == want)
 			break;
 		if (!all && !uid_eq(region->key.uid, euid)) {
-			*next = (u64)id + 1;
 			/*
-			 * Another uid's regions may be many (root's are not
-			 * capped): let others at the lock now and then. The
-			 * walk resumes after @id, so nothing is listed twice.
+			 * @next moves past listed regions only: past skipped
+			 * ones, the cursor of a walk that ends would tell the
+			 * highest id of another uid's live regions. Those may
+			 * be many (root's are not capped): let others at the
+			 * lock now and then. The walk resumes after @id, so
+			 * nothing is listed twice.
 			 */
 			if (++skipped % HPMEM_LIST_SKIP_BATCH == 0) {
 				mutex_unlock(&hpmem_lock);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Region names per uid (no squatting), the per-user region cap, and
  * HPMEM_IOC_REGION_LIST paging through every region (root) or one's own. */
+#include <poll.h>
 #include <stddef.h>
 #include <sys/uio.h>
 #include <linux/io_uring.h>
@@ -171,7 +172,8 @@ TEST(region_list_complete)
 	char prefix[20], name[HPMEM_NAME_MAX];
 	struct hpmem_region_entry *e;
 	char *buf, *mark;
-	int fd, f, n, i, rc;
+	int fd, f, n, i, rc, go[2], ready[2];
+	pid_t pid;
 
 	OPEN_DEV(fd);
 	ASSERT_EQ(0, hp_info(fd, &info));
@@ -231,10 +233,46 @@ TEST(region_list_complete)
 		EXPECT_EQ(NR_MANY, n);
 	}
 
+	/*
+	 * nobody's walk skips root's 10,000, dropping the lock every 1024,
+	 * while root destroys them: it lists its own region, once, each time.
+	 */
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(ready));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct hpmem_region_entry own;
+		struct pollfd pf = { .fd = go[0], .events = POLLIN };
+		char mine[HPMEM_NAME_MAX];
+		int foreign, walks = 0;
+
+		close(go[1]);
+		close(ready[0]);
+		f = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+		CHILD_CHECK(f >= 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(hp_create(f, UNIQUE_NAME(mine, "many"), 0) == 0);
+		do {
+			CHILD_CHECK(list_walk(f, mine, &own, NOBODY,
+					      &foreign) == 1);
+			CHILD_CHECK(own.id && !foreign);
+			/* the first walk skipped all 10,000: go */
+			if (!walks++)
+				CHILD_CHECK(write(ready[1], "x", 1) == 1);
+		} while (poll(&pf, 1, 0) == 0);
+		_exit(0);
+	}
+	close(go[0]);
+	close(ready[1]);
+	ASSERT_EQ(1, read(ready[0], name, 1));
+	close(ready[0]);
 	for (i = 0; i < NR_MANY; i++) {
 		snprintf(name, sizeof(name), "%.19s%d", prefix, i % 100000);
 		ASSERT_EQ(0, hp_destroy(fd, name)) TH_LOG("region %d", i);
 	}
+	close(go[1]);
+	EXPECT_EQ(0, wait_child(pid));
 	free(buf);
 	free(mark);
 	close(fd);
@@ -270,6 +308,8 @@ TEST(region_list_arguments)
 		/* not EPERM: nobody lists its own regions, here none */
 		CHILD_CHECK(drop_root() == 0);
 		CHILD_CHECK(list_page(fd, &c, e, 2, sizeof(e[0])) == 0);
+		/* and its cursor tells nothing of root's (larg's id) */
+		CHILD_CHECK(c == 0);
 		_exit(0);
 	}
 	EXPECT_EQ(0, wait_child(pid));
