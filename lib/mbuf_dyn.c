@@ -393,3 +393,43 @@ __hpm_export void hpm_mbuf_dyn_dump(FILE *f)
 		(unsigned long long)sh->free_flags);
 	hpm_spinlock_unlock(&sh->lock);
 }
+
+/* The flag first, then the field, as DPDK: both are needed to use either. */
+static int timestamp_register(int *field_offset, uint64_t *flag,
+			      const char *flag_name)
+{
+	static const struct hpm_mbuf_dynfield field = {
+		.name = HPM_MBUF_DYNFIELD_TIMESTAMP_NAME,
+		.size = sizeof(hpm_mbuf_timestamp_t),
+		.align = __alignof__(hpm_mbuf_timestamp_t),
+	};
+	struct hpm_mbuf_dynflag fl = { .flags = 0 };
+	int bit, off;
+
+	if (!field_offset || !flag)
+		return hpm_fail(EINVAL);
+	snprintf(fl.name, sizeof(fl.name), "%s", flag_name);
+	bit = hpm_mbuf_dynflag_register(&fl);
+	if (bit < 0)
+		return bit;
+	off = hpm_mbuf_dynfield_register(&field);
+	if (off < 0)
+		return off;
+	*flag = HPM_MBUF_DYNFLAG(bit);
+	*field_offset = off;
+	return 0;
+}
+
+__hpm_export int hpm_mbuf_dyn_rx_timestamp_register(int *field_offset,
+						    uint64_t *rx_flag)
+{
+	return timestamp_register(field_offset, rx_flag,
+				  HPM_MBUF_DYNFLAG_RX_TIMESTAMP_NAME);
+}
+
+__hpm_export int hpm_mbuf_dyn_tx_timestamp_register(int *field_offset,
+						    uint64_t *tx_flag)
+{
+	return timestamp_register(field_offset, tx_flag,
+				  HPM_MBUF_DYNFLAG_TX_TIMESTAMP_NAME);
+}

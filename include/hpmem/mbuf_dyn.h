@@ -70,6 +70,20 @@ int hpm_mbuf_dynflag_lookup(const char *name, struct hpm_mbuf_dynflag *params);
 /* Every registered field and flag, and the free bytes and bits. */
 void hpm_mbuf_dyn_dump(FILE *f);
 
+/* DPDK's well-known timestamp field and flags, under DPDK's names. */
+#define HPM_MBUF_DYNFIELD_TIMESTAMP_NAME	"rte_dynfield_timestamp"
+#define HPM_MBUF_DYNFLAG_RX_TIMESTAMP_NAME	"rte_dynflag_rx_timestamp"
+#define HPM_MBUF_DYNFLAG_TX_TIMESTAMP_NAME	"rte_dynflag_tx_timestamp"
+typedef uint64_t hpm_mbuf_timestamp_t;
+
+/*
+ * Register the timestamp field and the receive (or transmit) timestamp
+ * flag: *field_offset and *rx_flag (the ol_flags mask) on success; 0 or
+ * -errno as the register calls above.
+ */
+int hpm_mbuf_dyn_rx_timestamp_register(int *field_offset, uint64_t *rx_flag);
+int hpm_mbuf_dyn_tx_timestamp_register(int *field_offset, uint64_t *tx_flag);
+
 /* The field at offset in m, as a pointer of type t. */
 #define HPM_MBUF_DYNFIELD(m, offset, t)	((t)((uintptr_t)(m) + (offset)))
 /* ol_flags mask of a registered bit. */

@@ -287,6 +287,28 @@ TEST_F(dyn, dynflag_fill_until_enoent)
 	EXPECT_EQ(-ENOENT, hpm_mbuf_dynflag_register(&f));
 }
 
+TEST_F(dyn, timestamp_register)
+{
+	uint64_t rx = 0, tx = 0;
+	int off_rx = -1, off_tx = -1;
+
+	ASSERT_EQ(0, hpm_mbuf_dyn_rx_timestamp_register(&off_rx, &rx));
+	ASSERT_EQ(0, hpm_mbuf_dyn_tx_timestamp_register(&off_tx, &tx));
+	/* one field, two flags, found under DPDK's names */
+	EXPECT_EQ(off_rx, off_tx);
+	EXPECT_EQ(0, off_rx % 8);
+	EXPECT_NE(rx, tx);
+	EXPECT_EQ(off_rx, hpm_mbuf_dynfield_lookup("rte_dynfield_timestamp",
+						   NULL));
+	EXPECT_EQ(rx, HPM_MBUF_DYNFLAG(hpm_mbuf_dynflag_lookup(
+		HPM_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, NULL)));
+	/* again: the same answers */
+	ASSERT_EQ(0, hpm_mbuf_dyn_rx_timestamp_register(&off_tx, &tx));
+	EXPECT_EQ(off_rx, off_tx);
+	EXPECT_EQ(rx, tx);
+	EXPECT_EQ(-EINVAL, hpm_mbuf_dyn_rx_timestamp_register(NULL, &rx));
+}
+
 TEST_F(dyn, dump)
 {
 	char *out = NULL;
