@@ -21,9 +21,10 @@
  * protocol of an object processes share through the region (rings,
  * mempools): a secondary must not run another protocol on them. The
  * struct sizes are checked as well, so a forgotten bump is still caught
- * when a size changes. 3: rings lock each MP/MC side.
+ * when a size changes. 3: rings lock each MP/MC side. 4: heap elements
+ * on a cache-line grid with an 8-byte trailer in every build.
  */
-#define HPM_CFG_LAYOUT_VERSION	3
+#define HPM_CFG_LAYOUT_VERSION	4
 
 /* A thread slot's owner: pid << 32 | tid, 0 when free. */
 struct hpm_thread_slot {

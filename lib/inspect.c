@@ -327,7 +327,7 @@ static uint64_t heap_largest_free(const struct hpm_view *v, const struct hpm_hea
 	sl = fls64(slmap);
 	e = (uintptr_t)LIVE(live->free_list[fl][sl]);
 	for (unsigned int n = 0; e && n < HEAP_PEEK_MAX; n++) {
-		const struct hpm_elem *ev = hpm_view_at(v, e, ELEM_MIN, ELEM_ALIGN);
+		const struct hpm_elem *ev = hpm_view_at(v, e, ELEM_MIN, ELEM_HDR);
 		const struct hpm_free_links *l;
 		uint64_t info, size;
 

@@ -76,6 +76,16 @@ __hpm_export void hpm_free(void *ptr)
 	(void)hpm_heap_free(ptr);
 }
 
+__hpm_export void hpm_free_sensitive(void *ptr)
+{
+	/* 0 for NULL and for anything that is not a live block: no write. */
+	size_t n = hpm_heap_usable_size(ptr);
+
+	if (n)
+		explicit_bzero(ptr, n);
+	(void)hpm_heap_free(ptr);
+}
+
 __hpm_export size_t hpm_malloc_usable_size(const void *ptr)
 {
 	return hpm_heap_usable_size(ptr);

@@ -36,10 +36,16 @@
  *              of headers at other addresses, are recognised; checking it
  *              is one shift, one xor and one compare
  * A free element keeps its free-list links in the first 16 payload bytes.
- * Debug builds (HPM_DEBUG=1) add an 8-byte trailer cookie at the end of
- * each live element, checked on free and by validation. Each run ends with
- * a 16-byte busy sentinel so that merging never walks off a run.
- * The payload starts right after the header and is therefore 16-aligned.
+ * The last 8 bytes of every element are its trailer: debug builds
+ * (HPM_DEBUG=1) keep a cookie there, checked on free and by validation;
+ * other builds leave it unused, so that a block's usable size is the same
+ * in every build. Each run ends with a 16-byte busy sentinel so that
+ * merging never walks off a run.
+ * Every header sits 16 bytes before a cache-line boundary and every
+ * element size is a multiple of ELEM_GRAIN (a cache line), so every
+ * payload is cache-line aligned without any padding in front of it, as
+ * DPDK guarantees for an alignment of 0: hpm_malloc(type, 64, 0) fills a
+ * 128-byte element (DPDK's header alone is a cache line).
  */
 struct hpm_elem {
 	uint64_t prev_size;
@@ -82,8 +88,10 @@ static inline void prev_st(struct hpm_elem *e, uint64_t v)
 }
 
 #define ELEM_HDR		16u
-#define ELEM_ALIGN		16u
-#define ELEM_MIN		32u	/* header + free-list links */
+/* Element sizes are multiples of it; payloads are aligned to it. */
+#define ELEM_GRAIN		64u
+#define ELEM_ALIGN		ELEM_GRAIN
+#define ELEM_MIN		ELEM_GRAIN	/* header + free-list links, rounded */
 #define ELEM_F_FREE		(1ull << 0)
 #define ELEM_F_PREV_FREE	(1ull << 1)	/* saves reading the previous header */
 #define ELEM_F_SENTINEL		(1ull << 2)
@@ -94,12 +102,17 @@ static inline void prev_st(struct hpm_elem *e, uint64_t v)
 #define ELEM_MAGIC		0xa11c5ull	/* 20 bits, above the node */
 #define ELEM_TAG_MASK		(~0ull << ELEM_SOCK_SHIFT)
 
-#if HPM_DEBUG
+/* Reserved in every build (the debug cookie's place): see above. */
 #define ELEM_TRAILER		8u
+#if HPM_DEBUG
 #define TRAILER_COOKIE		0x7e11c0de5afeb10cull
-#else
-#define ELEM_TRAILER		0u
 #endif
+
+/* First element header of a run that may start at @va (header on the grid). */
+static inline uintptr_t grid_first(uintptr_t va)
+{
+	return HPM_ALIGN_UP(va + ELEM_HDR, (uintptr_t)ELEM_GRAIN) - ELEM_HDR;
+}
 
 /* Runs are cut so that no element reaches the 40-bit size field's limit. */
 #define RUN_MAX			(1ull << 39)
@@ -228,16 +241,14 @@ static inline bool elem_trailer_ok(struct hpm_elem *e) { (void)e; return true; }
 
 /*
  * Smallest live element: its payload holds a thread cache's link and
- * cookie (16 bytes), which must not cover a debug trailer.
+ * cookie (16 bytes) clear of the trailer (64 - 16 - 8 = 40 bytes).
  */
-#define ELEM_MIN_LIVE		(ELEM_MIN + (ELEM_TRAILER ? 16u : 0u))
+#define ELEM_MIN_LIVE		ELEM_GRAIN
 
 /* Element size for a request of @size bytes; @size <= REQ_MAX. */
 static inline size_t elem_need(size_t size)
 {
-	size_t n = HPM_ALIGN_UP(size + ELEM_HDR + ELEM_TRAILER, (size_t)ELEM_ALIGN);
-
-	return n < ELEM_MIN_LIVE ? ELEM_MIN_LIVE : n;
+	return HPM_ALIGN_UP(size + ELEM_HDR + ELEM_TRAILER, (size_t)ELEM_GRAIN);
 }
 
 /* Index of the highest set bit of @x != 0 (TLSF and thread-cache classes). */
@@ -378,6 +389,15 @@ int hpm_heap_free_checked(struct hpm_heap *h, const struct hpm_heap_run *run,
 			  void *ptr);
 
 /* ---- what the thread caches need to hear (malloc_tcache.c) ---- */
+
+/*
+ * Take live element @e of @h out of the calling thread's cache, where a
+ * free() a moment ago may have put it: true when it was there (it is then
+ * an ordinary live block again). realloc() uses it to grow in place into
+ * a neighbour the heap would otherwise count as allocated. Other threads'
+ * caches are theirs alone. Heap lock held (the cache itself needs none).
+ */
+bool hpm_heap_cache_take(struct hpm_heap *h, struct hpm_elem *e);
 
 /*
  * The heap table, a heap's memory or a heap's instance changed: unbinds

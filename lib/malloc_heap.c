@@ -387,8 +387,17 @@ static void run_extend(struct hpm_heap *h, struct hpm_heap_run *run,
 	free_insert(h, e);
 }
 
+/*
+ * Headers sit on the grid (malloc_elem.h): a run starts at the first
+ * grid header at or after @va and ends on a cache-line boundary, so up to
+ * 48 bytes at the front and 63 at the back of [va, va + len) go unused
+ * (none of a 2 MiB page but the first 48 bytes of a run).
+ */
 static int add_chunk(struct hpm_heap *h, uintptr_t va, size_t len)
 {
+	uintptr_t end = (va + len) & ~(uintptr_t)(ELEM_GRAIN - 1);
+	uintptr_t start = grid_first(va);
+
 	for (uint32_t i = 0; i < h->nr_runs; i++) {
 		struct hpm_heap_run *r = &h->runs[i];
 
@@ -398,23 +407,26 @@ static int add_chunk(struct hpm_heap *h, uintptr_t va, size_t len)
 	for (uint32_t i = 0; i < h->nr_runs; i++) {
 		struct hpm_heap_run *r = &h->runs[i];
 
-		if (r->end == va && r->end - r->start + len <= RUN_MAX) {
-			run_extend(h, r, va, len);
+		if (r->end == va && end > va && r->end - r->start + len <= RUN_MAX) {
+			run_extend(h, r, va, end - va);
+			h->total_bytes += end - va;
 			goto done;
 		}
 	}
+	if (end < start + ELEM_MIN + ELEM_HDR)
+		return hpm_fail(EINVAL);
 	if (h->nr_runs == HPM_HEAP_MAX_RUNS)
 		return hpm_fail(ENOSPC);
-	h->runs[h->nr_runs].start = va;
-	h->runs[h->nr_runs].end = va + len;
+	h->runs[h->nr_runs].start = start;
+	h->runs[h->nr_runs].end = end;
 	h->nr_runs++;
-	run_format(h, va, len);
+	run_format(h, start, end - start);
+	h->total_bytes += end - start;
 done:
-	h->total_bytes += len;
-	if (va < h->lo)
-		h->lo = va;
-	if (va + len > h->hi)
-		h->hi = va + len;
+	if (start < h->lo)
+		h->lo = start;
+	if (end > h->hi)
+		h->hi = end;
 	return 0;
 }
 
@@ -424,7 +436,7 @@ int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len)
 	int ret = 0;
 
 	if (!h || h->magic != HPM_HEAP_MAGIC || !va ||
-	    (a & (ELEM_ALIGN - 1)) || (len & (ELEM_ALIGN - 1)) ||
+	    (a & (ELEM_HDR - 1)) || (len & (ELEM_HDR - 1)) ||
 	    len < 64 || a + len < a)
 		return hpm_fail(EINVAL);
 
@@ -594,6 +606,119 @@ static struct hpm_elem *heap_take(struct hpm_heap *h, size_t size, size_t need,
 	return carve(h, e, at, need);
 }
 
+/* The largest free block of @h, or NULL; lock held. */
+static struct hpm_elem *biggest_free(struct hpm_heap *h)
+{
+	struct hpm_elem *best = NULL;
+	unsigned int fl, sl;
+
+	if (!h->fl_bitmap)
+		return NULL;
+	/* Every block of the highest non-empty bin is larger than the rest. */
+	fl = fls64(h->fl_bitmap);
+	sl = fls64(h->sl_bitmap[fl]);
+	for (struct hpm_elem *e = h->free_list[fl][sl]; e; e = elem_links(e)->next)
+		if (!best || elem_size(e) > elem_size(best))
+			best = e;
+	return best;
+}
+
+/*
+ * Usable bytes (a multiple of a cache line) of the largest block meeting
+ * @align and contiguity that @h's largest free block holds, and its
+ * payload in *@pp; 0 when none. Lock held.
+ */
+static size_t biggest_fit(struct hpm_heap *h, size_t align, bool contig,
+			  uintptr_t *pp)
+{
+	struct hpm_elem *e = biggest_free(h);
+	uintptr_t p, end;
+	size_t len, lo, hi;
+
+	if (!e)
+		return 0;
+	end = (uintptr_t)e + elem_size(e);
+	p = place(e, 1, ELEM_MIN, align, 0, contig);
+	if (!p || end - p < ELEM_TRAILER + ELEM_GRAIN)
+		return 0;
+	len = (end - p - ELEM_TRAILER) & ~(size_t)(ELEM_GRAIN - 1);
+	if (contig && !heap_contig(p, len)) {
+		/* Contiguity only shrinks as the length grows: bisect. */
+		for (lo = ELEM_GRAIN, hi = len; hi - lo > ELEM_GRAIN;) {
+			size_t mid = (lo + (hi - lo) / 2) & ~(size_t)(ELEM_GRAIN - 1);
+
+			if (heap_contig(p, mid))
+				lo = mid;
+			else
+				hi = mid;
+		}
+		len = lo;
+	}
+	*pp = p;
+	return len;
+}
+
+void *hpm_heap_alloc_biggest(int socket, size_t align, unsigned int flags,
+			     size_t *lenp)
+{
+	bool contig = flags & HPM_HEAP_F_CONTIG;
+	struct hpm_heap *tbl, *best = NULL;
+	size_t best_len = 0;
+	uint32_t mask;
+
+	if (!heaps_get(&tbl, &mask))
+		return hpm_fail_ptr(ENODEV);
+	if ((align && !HPM_IS_POW2(align)) || align > REQ_MAX ||
+	    socket < HPM_SOCKET_ANY || socket >= HPM_MAX_NODES ||
+	    (flags & ~HPM_HEAP_F_ALL))
+		return hpm_fail_ptr(EINVAL);
+	if (align < ELEM_ALIGN)
+		align = ELEM_ALIGN;
+	if (socket != HPM_SOCKET_ANY)
+		mask &= 1u << socket;
+	/* Our cached blocks would hide free space from the search. */
+	hpm_heap_cache_flush();
+	/*
+	 * Pick the node with the largest block, then take it under that
+	 * heap's lock; another thread may take part of it meanwhile, so
+	 * look again (a few times) rather than fail at once.
+	 */
+	for (int tries = 0; tries < 4; tries++) {
+		uintptr_t p = 0;
+
+		best = NULL;
+		best_len = 0;
+		for (uint32_t m = mask; m; m &= m - 1) {
+			struct hpm_heap *h = &tbl[__builtin_ctz(m)];
+			size_t len;
+
+			heap_lock(h);
+			len = biggest_fit(h, align, contig, &p);
+			heap_unlock(h);
+			if (len > best_len) {
+				best = h;
+				best_len = len;
+			}
+		}
+		if (!best)
+			return hpm_fail_ptr(ENOMEM);
+		heap_lock(best);
+		if (biggest_fit(best, align, contig, &p) >= best_len) {
+			struct hpm_elem *e = biggest_free(best);
+
+			free_remove(best, e);
+			e = carve(best, e, p - ELEM_HDR, elem_need(best_len));
+			if (flags & HPM_HEAP_F_ZERO)
+				memset(elem_data(e), 0, best_len);
+			heap_unlock(best);
+			*lenp = best_len;
+			return elem_data(e);
+		}
+		heap_unlock(best);
+	}
+	return hpm_fail_ptr(ENOMEM);
+}
+
 void *hpm_heap_take(struct hpm_heap *h, size_t size, size_t need,
 		    size_t align, size_t bound, unsigned int flags)
 {
@@ -689,6 +814,18 @@ void *hpm_heap_realloc(void *ptr, size_t size, size_t align, int socket,
 	    (socket == HPM_SOCKET_ANY || socket == h->socket)) {
 		struct hpm_elem *next = elem_next(e);
 
+		/*
+		 * A neighbour this thread freed a moment ago sits in its cache
+		 * and looks allocated: growing in place into it is what DPDK
+		 * code that reallocs large buffers counts on.
+		 */
+		if (need > elem_size(e) &&
+		    !(info_ld(next) & (ELEM_F_FREE | ELEM_F_SENTINEL)) &&
+		    elem_size(e) + elem_size(next) +
+		    ((info_ld(elem_next(next)) & ELEM_F_FREE) ?
+		     elem_size(elem_next(next)) : 0) >= need &&
+		    hpm_heap_cache_take(h, next))
+			hpm_heap_release(h, next);
 		if (need > elem_size(e) && (info_ld(next) & ELEM_F_FREE) &&
 		    elem_size(e) + elem_size(next) >= need) {
 			/* Grow into the free neighbour. */
@@ -967,18 +1104,9 @@ int hpm_heap_validate(struct hpm_heap *h)
 /* Largest free block's usable bytes; lock held. */
 static size_t greatest_free(struct hpm_heap *h)
 {
-	size_t best = 0;
+	struct hpm_elem *e = biggest_free(h);
 
-	if (!h->fl_bitmap)
-		return 0;
-	/* Every block of the highest non-empty bin is larger than the rest. */
-	unsigned int fl = fls64(h->fl_bitmap);
-	unsigned int sl = fls64(h->sl_bitmap[fl]);
-
-	for (struct hpm_elem *e = h->free_list[fl][sl]; e; e = elem_links(e)->next)
-		if (elem_size(e) > best)
-			best = elem_size(e);
-	return best - ELEM_HDR - ELEM_TRAILER;
+	return e ? elem_usable(e) : 0;
 }
 
 int hpm_heap_stats(struct hpm_heap *h, struct hpm_heap_stats *st)

@@ -80,7 +80,9 @@ int hpm_heap_init(struct hpm_heap *h, int socket);
 /*
  * Give a VA-contiguous run of node memory to @h. @va and @len must be
  * 16-byte aligned (the core passes 2 MiB runs) and @len at least 64 bytes;
- * a run that starts where an earlier one ends extends it. Call it before
+ * a run that starts where an earlier one ends extends it. Element headers
+ * sit on a grid (malloc_elem.h): up to 48 bytes at the front of a new run
+ * and 63 at the end of any are not used, nor counted in the total. Call it before
  * other threads or processes use the heap. Returns 0, -EINVAL (bad
  * arguments, overlap with the heap's memory) or -ENOSPC when the heap
  * tracks HPM_HEAP_MAX_RUNS separate ranges already.
@@ -96,6 +98,16 @@ int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len);
  */
 void *hpm_heap_alloc(int socket, size_t size, size_t align, size_t bound,
 		     unsigned int flags);
+
+/*
+ * The largest block that can be had on @socket (HPM_SOCKET_ANY: on the
+ * node with the largest free block) meeting @align and @flags (no
+ * HPM_HEAP_F_STRICT needed): its usable length, a multiple of a cache
+ * line, in *@lenp. NULL with hpm_errno ENOMEM when nothing is free, or
+ * EINVAL. For memzones of length 0, as in DPDK.
+ */
+void *hpm_heap_alloc_biggest(int socket, size_t align, unsigned int flags,
+			     size_t *lenp);
 
 /* hpm_heap_alloc(HPM_SOCKET_ANY, @size, @align, 0, 0), a little faster. */
 void *hpm_heap_alloc_any(size_t size, size_t align);

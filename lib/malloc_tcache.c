@@ -327,6 +327,32 @@ static __attribute__((noinline)) bool tc_put_slow(struct hpm_heap *h,
 	return true;
 }
 
+bool hpm_heap_cache_take(struct hpm_heap *h, struct hpm_elem *e)
+{
+	struct tcache *tc = tc_mine();
+	size_t size = elem_size(e);
+	struct hpm_elem **pp;
+	struct tc_node *n;
+	struct tc_bin *b;
+
+	if (!tc || size >= TC_MAX_NEED || !elem_cached(e) ||
+	    tc->nodes[h->socket].instance != h->instance)
+		return false;
+	n = &tc->nodes[h->socket];
+	b = &n->bin[tc_class(size)];
+	/* The links run through freed memory: trust each block only once checked. */
+	for (pp = &b->head; *pp && tc_intact(h, *pp); pp = &tc_link(*pp)->next) {
+		if (*pp != e)
+			continue;
+		*pp = tc_link(e)->next;
+		b->count--;
+		n->bytes -= size;
+		tc_link(e)->cookie = 0;
+		return true;
+	}
+	return false;
+}
+
 /* A cached block of node @s with at least @need bytes, or NULL. */
 static inline void *tc_get(struct hpm_heap *h, int s, size_t need)
 {
@@ -423,13 +449,16 @@ static __attribute__((noinline)) void *heap_alloc_slow(int socket, size_t size,
 	return p;
 }
 
-/* Alignments the fast path takes: 0 and powers of two up to 16. */
-#define FAST_ALIGNS	((1u << 0) | (1u << 1) | (1u << 2) | (1u << 4) | \
-			 (1u << 8) | (1u << 16))
+/*
+ * Largest request whose element (elem_need()) stays below TC_MAX_NEED,
+ * so that tc_class() stays inside its table.
+ */
+#define FAST_MAX_SIZE	(TC_MAX_NEED - ELEM_GRAIN - ELEM_HDR - ELEM_TRAILER)
 
 /*
  * Fast path, no lock, no call, no stack frame: an ordinary request
- * (alignment <= 16, no bound, no contiguity, element below TC_MAX_NEED)
+ * (alignment 0 or a power of two up to a cache line, which every payload
+ * has, no bound, no contiguity, element below TC_MAX_NEED)
  * for the node this thread's cache is bound to, served from its bin.
  * Cost (x86-64, gcc -O2): about 47 instructions for a hit, half of them
  * the argument checks; the block's size and its cache cookie are checked
@@ -443,8 +472,8 @@ static __hpm_always_inline void *heap_alloc(int socket, size_t size,
 	struct tcache *tc = tc_self;
 
 	if (likely(tc->epoch == heap_epoch_ld() &&
-		   size - 1 < TC_MAX_NEED - ELEM_HDR - ELEM_MIN_LIVE &&
-		   align <= ELEM_ALIGN && ((FAST_ALIGNS >> align) & 1) && !bound &&
+		   size - 1 < FAST_MAX_SIZE &&
+		   align <= ELEM_ALIGN && !(align & (align - 1)) && !bound &&
 		   !(flags & ~(HPM_HEAP_F_STRICT | HPM_HEAP_F_ZERO)))) {
 		int s = socket;
 

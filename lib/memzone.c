@@ -333,7 +333,7 @@ mz_reserve(const char *name, size_t len, int socket, unsigned int flags,
 	rc = check_name(name, &nlen);
 	if (rc)
 		return hpm_fail_ptr(-rc);
-	if (len == 0 || (flags & ~HPM_MEMZONE_F_ALL))
+	if (flags & ~HPM_MEMZONE_F_ALL)
 		return hpm_fail_ptr(EINVAL);
 	if (socket != HPM_SOCKET_ANY && (socket < 0 || socket >= HPM_MAX_NODES))
 		return hpm_fail_ptr(EINVAL);
@@ -343,7 +343,18 @@ mz_reserve(const char *name, size_t len, int socket, unsigned int flags,
 		return hpm_fail_ptr(EINVAL);
 	if (align < HPM_CACHE_LINE_SIZE)
 		align = HPM_CACHE_LINE_SIZE;
-	if (bound && (!HPM_IS_POW2(bound) || bound < len || bound < align))
+	/* As rte_memzone: a bounded zone of length 0 is its bound long. */
+	if (len == 0 && bound)
+		len = bound;
+	/* Lengths are whole cache lines, as in DPDK (100 -> 128). */
+	if (len > SIZE_MAX - HPM_CACHE_LINE_SIZE)
+		return hpm_fail_ptr(ENOMEM);
+	len = HPM_ALIGN_UP(len, (size_t)HPM_CACHE_LINE_SIZE);
+	/*
+	 * An alignment above the bound is fine (DPDK accepts it): an
+	 * aligned start is then a multiple of the bound too.
+	 */
+	if (bound && (!HPM_IS_POW2(bound) || bound < len))
 		return hpm_fail_ptr(EINVAL);
 	t = mz_tbl();
 	if (!t)
@@ -375,7 +386,10 @@ mz_reserve(const char *name, size_t len, int socket, unsigned int flags,
 	if (socket != HPM_SOCKET_ANY)
 		hflags |= HPM_HEAP_F_STRICT;
 	/* Allocate outside the table lock: the heap may take a while. */
-	addr = hpm_heap_alloc(socket, len, align, bound, hflags);
+	if (len == 0)
+		addr = hpm_heap_alloc_biggest(socket, align, hflags, &len);
+	else
+		addr = hpm_heap_alloc(socket, len, align, bound, hflags);
 	if (!addr)
 		return hpm_fail_ptr(ENOMEM);
 

@@ -15,8 +15,11 @@ extern "C" {
 /*
  * Common rules for every call below:
  * - @type is ignored (kept for DPDK source compatibility).
- * - @align is 0 (meaning 16, like glibc) or a power of two; anything else
- *   fails with EINVAL.
+ * - @align is 0 or a power of two; anything else fails with EINVAL. Every
+ *   block is at least cache-line (64-byte) aligned, as DPDK guarantees:
+ *   0 and anything up to 64 give 64.
+ * - hpm_malloc_usable_size() is the same in every build (HPM_DEBUG=1 or
+ *   not): the debug cookie lives in bytes every build keeps back.
  * - A size of 0 fails with EINVAL, like rte_malloc(); sizes that cannot be
  *   satisfied fail with ENOMEM and leave the heap untouched.
  * - Calls without a socket start with the caller's NUMA node and fall back
@@ -65,6 +68,15 @@ void *hpm_realloc_socket(void *ptr, size_t size, unsigned int align,
  * (HPM_DEBUG=1) also catch overruns into the trailer at once.
  */
 void hpm_free(void *ptr);
+
+/*
+ * hpm_free() for a block that held secrets (keys, passwords), like DPDK's
+ * rte_free_sensitive(): its usable bytes are cleared (with a store the
+ * compiler may not drop) before the block is freed, so neither the next
+ * owner nor a dump of the region sees them. Invalid pointers are treated
+ * as by hpm_free() and not written.
+ */
+void hpm_free_sensitive(void *ptr);
 
 /* Usable bytes of a live block (at least what was asked), 0 if invalid. */
 size_t hpm_malloc_usable_size(const void *ptr);

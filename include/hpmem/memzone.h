@@ -39,10 +39,16 @@ struct hpm_memzone {
 };
 
 /*
- * Reserve len bytes (len > 0) on socket (HPM_SOCKET_ANY: any node, the
- * caller's first). A specific socket never falls back to another node.
+ * Reserve len bytes on socket (HPM_SOCKET_ANY: any node, the caller's
+ * first). A specific socket never falls back to another node. As in DPDK,
+ * len is rounded up to a whole cache line (100 -> 128; mz->len says so),
+ * and len == 0 reserves the largest block there is (with bound: bound
+ * bytes) on that node (HPM_SOCKET_ANY: on the node that has it), all of
+ * it minus the heap's overhead and any alignment gap, as a cache-line
+ * multiple; with HPM_MEMZONE_IOVA_CONTIG, its IOVA-contiguous start.
  * align: a power of two (minimum and default: a cache line). bound: 0 or a
- * power of two >= len that the zone must not cross.
+ * power of two >= the rounded len that the zone must not cross; it may be
+ * smaller than align (an aligned start is then a multiple of it).
  * NULL + hpm_errno: EINVAL (bad argument, empty name, unknown flag),
  * ENAMETOOLONG (name >= HPM_NAME_SIZE), EEXIST, ENOMEM, ENOSPC (table
  * full). A failed call leaves nothing behind.

@@ -505,7 +505,7 @@ static const char *check_view(const char *view, const struct jv *doc, const stru
 			return "heaps hold more than the region";
 	} else if (!strcmp(view, "memzones")) {
 		e = jnamed(arr, "insp-zone");
-		if (!e || jnum(e, "len") != ZONE_LEN || !jnamed(arr, "MP_insp-pool") ||
+		if (!e || jnum(e, "len") != ((ZONE_LEN + 63) & ~63) || !jnamed(arr, "MP_insp-pool") ||
 		    !jnamed(arr, "RG_insp-ring"))
 			return "the application's zones are not all listed";
 	} else if (!strcmp(view, "mempools")) {

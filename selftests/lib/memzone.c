@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <hpmem/init.h>
+#include <hpmem/malloc.h>
 #include <hpmem/memseg.h>
 #include <hpmem/memzone.h>
 
@@ -48,7 +49,7 @@ TEST_F(mz, reserve_lookup_free)
 	mz = hpm_memzone_reserve("zone-a", 1000, HPM_SOCKET_ANY, 0);
 	ASSERT_NE(NULL, mz);
 	EXPECT_STREQ("zone-a", mz->name);
-	EXPECT_EQ(1000, mz->len);
+	EXPECT_EQ(1024, mz->len);	/* whole cache lines, as DPDK */
 	EXPECT_EQ(0, (uintptr_t)mz->addr % HPM_CACHE_LINE_SIZE);
 	EXPECT_EQ(hpm_virt2iova(mz->addr), mz->iova);
 	EXPECT_NE(HPM_BAD_IOVA, mz->iova);
@@ -92,8 +93,6 @@ TEST_F(mz, errors)
 	EXPECT_EQ(NULL, hpm_memzone_reserve("", 64, HPM_SOCKET_ANY, 0));
 	EXPECT_EQ(EINVAL, hpm_errno);
 	EXPECT_EQ(NULL, hpm_memzone_reserve(NULL, 64, HPM_SOCKET_ANY, 0));
-	EXPECT_EQ(EINVAL, hpm_errno);
-	EXPECT_EQ(NULL, hpm_memzone_reserve("z", 0, HPM_SOCKET_ANY, 0));
 	EXPECT_EQ(EINVAL, hpm_errno);
 	EXPECT_EQ(NULL, hpm_memzone_reserve("z", 64, HPM_SOCKET_ANY, 0x80000000u));
 	EXPECT_EQ(EINVAL, hpm_errno);
@@ -187,6 +186,90 @@ TEST_F(mz, aligned_bounded_contig)
 	dump_checks(_metadata);
 }
 
+/* DPDK's test_memzone_reserve_flags/test_memzone: lengths are whole cache lines. */
+TEST_F(mz, len_rounded_to_cache_line)
+{
+	const struct hpm_memzone *mz;
+
+	mz = hpm_memzone_reserve("round100", 100, HPM_SOCKET_ANY, 0);
+	ASSERT_NE(NULL, mz);
+	EXPECT_EQ(128, mz->len);
+	EXPECT_EQ(0, (uintptr_t)mz->addr % 64);
+	/* All 128 bytes are the zone's. */
+	memset(mz->addr, 0x5a, mz->len);
+	EXPECT_EQ(0, hpm_memzone_free(mz));
+	mz = hpm_memzone_reserve("round64", 64, HPM_SOCKET_ANY, 0);
+	ASSERT_NE(NULL, mz);
+	EXPECT_EQ(64, mz->len);
+	EXPECT_EQ(0, hpm_memzone_free(mz));
+	/* Rounded first, then checked against the bound (as DPDK). */
+	EXPECT_EQ(NULL, hpm_memzone_reserve_bounded("rb", 100, HPM_SOCKET_ANY, 0, 64, 64));
+	EXPECT_EQ(EINVAL, hpm_errno);
+}
+
+/* DPDK's test_memzone_bounded: an alignment above the bound is accepted. */
+TEST_F(mz, align_above_bound)
+{
+	const struct hpm_memzone *mz;
+
+	mz = hpm_memzone_reserve_bounded("ab", 100, HPM_SOCKET_ANY, 0, 256, 128);
+	ASSERT_NE(NULL, mz) TH_LOG("len 100 align 256 bound 128: %s", strerror(hpm_errno));
+	EXPECT_EQ(128, mz->len);
+	EXPECT_EQ(0, (uintptr_t)mz->addr % 256);
+	EXPECT_EQ(mz->iova / 128, (mz->iova + mz->len - 1) / 128);
+	EXPECT_EQ(0, hpm_memzone_free(mz));
+}
+
+/*
+ * DPDK's test_memzone_reserve_max / _max_aligned: length 0 takes the
+ * largest free block minus the overhead, and nothing more is left of it.
+ */
+TEST_F(mz, len0_reserves_biggest)
+{
+	const struct hpm_memzone *mz, *mz2;
+	unsigned int aligns[] = { 0, 64, 512, 4096, 1u << 20 };
+
+	for (unsigned int i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
+		struct hpm_malloc_socket_stats st;
+		char n[32];
+
+		ASSERT_EQ(0, hpm_malloc_get_socket_stats(0, &st));
+		snprintf(n, sizeof(n), "max-%u", aligns[i]);
+		mz = hpm_memzone_reserve_aligned(n, 0, 0, 0, aligns[i]);
+		ASSERT_NE(NULL, mz) TH_LOG("align %u: %s", aligns[i], strerror(hpm_errno));
+		EXPECT_EQ(0, mz->len % 64);
+		EXPECT_EQ(0, (uintptr_t)mz->addr % (aligns[i] ? aligns[i] : 64));
+		/* At most the alignment gap (and a cache line of rounding) short. */
+		EXPECT_GE(mz->len + (aligns[i] > 64 ? aligns[i] : 0) + 128,
+			  st.greatest_free_size) TH_LOG("align %u: len %zu greatest %zu",
+							aligns[i], mz->len, st.greatest_free_size);
+		EXPECT_LE(mz->len, st.greatest_free_size);
+		memset(mz->addr, 0xa5, mz->len);
+		/* The rest of that block is gone: one more cannot be as large. */
+		mz2 = hpm_memzone_reserve("max-again", 0, 0, 0);
+		if (mz2) {
+			EXPECT_LT(mz2->len, mz->len);
+			EXPECT_EQ(0, hpm_memzone_free(mz2));
+		}
+		EXPECT_EQ(0, hpm_malloc_validate());
+		EXPECT_EQ(0, hpm_memzone_free(mz));
+	}
+	/* With a bound, length 0 means the bound. */
+	mz = hpm_memzone_reserve_bounded("max-bound", 0, HPM_SOCKET_ANY, 0, 64, 4096);
+	ASSERT_NE(NULL, mz);
+	EXPECT_EQ(4096, mz->len);
+	EXPECT_EQ(mz->iova / 4096, (mz->iova + mz->len - 1) / 4096);
+	EXPECT_EQ(0, hpm_memzone_free(mz));
+	/* Any node: the largest block there is. */
+	mz = hpm_memzone_reserve("max-any", 0, HPM_SOCKET_ANY, 0);
+	ASSERT_NE(NULL, mz);
+	EXPECT_LT(1u << 20, mz->len);
+	EXPECT_EQ(0, hpm_memzone_free(mz));
+	/* A node without memory has no largest block. */
+	EXPECT_EQ(NULL, hpm_memzone_reserve("max-none", 0, HPM_MAX_NODES - 1, 0));
+	EXPECT_EQ(ENOMEM, hpm_errno);
+}
+
 static int count_cb(const struct hpm_memzone *mz, void *arg)
 {
 	(void)mz;
@@ -223,6 +306,8 @@ static void fill_table(struct __test_metadata *_metadata, unsigned int max)
 	unsigned int i;
 	char n[32];
 
+	const struct hpm_memzone *mz;
+
 	zones = calloc(max, sizeof(*zones));
 	ASSERT_NE(NULL, zones);
 	ASSERT_EQ(max, hpm_memzone_max());
@@ -233,6 +318,17 @@ static void fill_table(struct __test_metadata *_metadata, unsigned int max)
 	}
 	EXPECT_EQ(NULL, hpm_memzone_reserve("one-too-many", 64, HPM_SOCKET_ANY, 0));
 	EXPECT_EQ(ENOSPC, hpm_errno);
+	EXPECT_EQ(NULL, hpm_memzone_reserve("one-too-many", 0, HPM_SOCKET_ANY, 0));
+	EXPECT_EQ(ENOSPC, hpm_errno);
+	/* DPDK's test_memzone_free: a freed slot takes a zone of length 0. */
+	ASSERT_EQ(0, hpm_memzone_free(zones[0]));
+	mz = hpm_memzone_reserve("fill-biggest", 0, HPM_SOCKET_ANY, 0);
+	ASSERT_NE(NULL, mz) TH_LOG("len 0 after a free: %s", strerror(hpm_errno));
+	EXPECT_LT(0, mz->len);
+	EXPECT_EQ(0, mz->len % 64);
+	ASSERT_EQ(0, hpm_memzone_free(mz));
+	zones[0] = hpm_memzone_reserve("fill-0", 64, HPM_SOCKET_ANY, 0);
+	ASSERT_NE(NULL, zones[0]);
 	/* Every name still resolves to its own zone (probe chains intact). */
 	for (i = 0; i < max; i++) {
 		snprintf(n, sizeof(n), "fill-%u", i);
