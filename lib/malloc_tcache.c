@@ -335,12 +335,16 @@ bool hpm_heap_cache_take(struct hpm_heap *h, struct hpm_elem *e)
 	struct tc_node *n;
 	struct tc_bin *b;
 
-	if (!tc || size >= TC_MAX_NEED || !elem_cached(e) ||
+	if (!tc || size >= TC_MAX_NEED ||
 	    tc->nodes[h->socket].instance != h->instance)
 		return false;
 	n = &tc->nodes[h->socket];
 	b = &n->bin[tc_class(size)];
-	/* The links run through freed memory: trust each block only once checked. */
+	/*
+	 * Look for @e in our own bin, never at @e's payload: while it is not
+	 * ours, another thread may be writing it. The links run through
+	 * freed memory: trust each block only once checked.
+	 */
 	for (pp = &b->head; *pp && tc_intact(h, *pp); pp = &tc_link(*pp)->next) {
 		if (*pp != e)
 			continue;
