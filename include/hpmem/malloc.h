@@ -43,7 +43,9 @@ void *hpm_zmalloc(const char *type, size_t size, unsigned int align);
 void *hpm_calloc(const char *type, size_t num, size_t size, unsigned int align);
 /*
  * Resize in place when possible (shrinking always is; growing is when the
- * next block is free and large enough), otherwise allocate, copy and free.
+ * next block is free and large enough, including a block the calling
+ * thread freed a moment ago that still sits in its cache), otherwise
+ * allocate, copy and free.
  * A block that is moved stays on its node when it can. @ptr == NULL acts as
  * hpm_malloc(); @size == 0 frees @ptr and returns NULL with hpm_errno 0.
  * On failure the old block is left untouched.
