@@ -18,15 +18,20 @@ _Static_assert(offsetof(struct hpm_ring, cons) -
 _Static_assert(sizeof(struct hpm_ring_headtail) == HPM_CACHE_LINE_SIZE,
 	       "one side of a ring is one cache line");
 
+/*
+ * Slots and capacity for count as DPDK's rte_ring_init() computes them:
+ * EXACT_SZ: the next power of two above count (capacity count, 0 allowed);
+ * otherwise count itself, a power of two (capacity count - 1). Unlike
+ * DPDK, count 0 without EXACT_SZ is refused (DPDK makes mask 0xffffffff).
+ */
 static int ring_slots(unsigned int count, unsigned int flags, uint32_t *size,
 		      uint32_t *cap)
 {
 	uint64_t s;
 
 	if (flags & HPM_RING_F_EXACT_SZ) {
-		if (count == 0 || count >= HPM_RING_SZ_MAX)
+		if (count >= HPM_RING_SZ_MAX)
 			return -EINVAL;
-		/* One slot more than asked so count entries fit. */
 		s = 1;
 		while (s < (uint64_t)count + 1)
 			s <<= 1;
@@ -34,7 +39,7 @@ static int ring_slots(unsigned int count, unsigned int flags, uint32_t *size,
 		*cap = count;
 		return 0;
 	}
-	if (!HPM_IS_POW2(count) || count < 2 || count > HPM_RING_SZ_MAX)
+	if (!HPM_IS_POW2(count) || count > HPM_RING_SZ_MAX)
 		return -EINVAL;
 	*size = count;
 	/* Power-of-two rings keep one slot free, as rte_ring does. */
@@ -42,11 +47,43 @@ static int ring_slots(unsigned int count, unsigned int flags, uint32_t *size,
 	return 0;
 }
 
-static ssize_t ring_memsize(uint32_t size)
+/* DPDK's rule: the element size is a multiple of 4 (and, here, not 0). */
+static bool esize_ok(unsigned int esize)
+{
+	return esize && esize % 4 == 0;
+}
+
+static ssize_t ring_memsize(uint32_t esize, uint32_t size)
 {
 	return (ssize_t)HPM_ALIGN_UP(sizeof(struct hpm_ring) +
-				     (size_t)size * sizeof(void *),
+				     (size_t)size * esize,
 				     (size_t)HPM_CACHE_LINE_SIZE);
+}
+
+/* One side's mode from its three flags (at most one set), or -EINVAL. */
+static int side_sync(unsigned int flags, unsigned int st, unsigned int rts,
+		     unsigned int hts)
+{
+	unsigned int f = flags & (st | rts | hts);
+
+	if (!f)
+		return HPM_RING_SYNC_MT;
+	if (f == st)
+		return HPM_RING_SYNC_ST;
+	if (f == rts)
+		return HPM_RING_SYNC_MT_RTS;
+	if (f == hts)
+		return HPM_RING_SYNC_MT_HTS;
+	return -EINVAL;
+}
+
+static bool flags_ok(unsigned int flags)
+{
+	return !(flags & ~HPM_RING_F_ALL) &&
+	       side_sync(flags, HPM_RING_F_SP_ENQ, HPM_RING_F_MP_RTS_ENQ,
+			 HPM_RING_F_MP_HTS_ENQ) >= 0 &&
+	       side_sync(flags, HPM_RING_F_SC_DEQ, HPM_RING_F_MC_RTS_DEQ,
+			 HPM_RING_F_MC_HTS_DEQ) >= 0;
 }
 
 __hpm_export ssize_t hpm_ring_get_memsize_flags(unsigned int count,
@@ -54,9 +91,19 @@ __hpm_export ssize_t hpm_ring_get_memsize_flags(unsigned int count,
 {
 	uint32_t size, cap;
 
-	if ((flags & ~HPM_RING_F_ALL) || ring_slots(count, flags, &size, &cap))
+	if (!flags_ok(flags) || ring_slots(count, flags, &size, &cap))
 		return hpm_fail(EINVAL);
-	return ring_memsize(size);
+	return ring_memsize(sizeof(void *), size);
+}
+
+__hpm_export ssize_t hpm_ring_get_memsize_elem(unsigned int esize,
+					       unsigned int count)
+{
+	uint32_t size, cap;
+
+	if (!esize_ok(esize) || ring_slots(count, 0, &size, &cap))
+		return hpm_fail(EINVAL);
+	return ring_memsize(esize, size);
 }
 
 __hpm_export ssize_t hpm_ring_get_memsize(unsigned int count)
@@ -76,8 +123,8 @@ static int check_name(const char *name)
 	return 0;
 }
 
-static void ring_setup(struct hpm_ring *r, const char *name, uint32_t size,
-		       uint32_t cap, unsigned int flags)
+static void ring_setup(struct hpm_ring *r, const char *name, uint32_t esize,
+		       uint32_t size, uint32_t cap, unsigned int flags)
 {
 	memset(r, 0, sizeof(*r));
 	strncpy(r->name, name, sizeof(r->name) - 1);
@@ -85,8 +132,18 @@ static void ring_setup(struct hpm_ring *r, const char *name, uint32_t size,
 	r->size = size;
 	r->mask = size - 1;
 	r->capacity = cap;
-	r->prod.single = !!(flags & HPM_RING_F_SP_ENQ);
-	r->cons.single = !!(flags & HPM_RING_F_SC_DEQ);
+	r->esize = esize;
+	r->prod.sync_type = side_sync(flags, HPM_RING_F_SP_ENQ,
+				      HPM_RING_F_MP_RTS_ENQ,
+				      HPM_RING_F_MP_HTS_ENQ);
+	r->cons.sync_type = side_sync(flags, HPM_RING_F_SC_DEQ,
+				      HPM_RING_F_MC_RTS_DEQ,
+				      HPM_RING_F_MC_HTS_DEQ);
+	r->prod.single = r->prod.sync_type == HPM_RING_SYNC_ST;
+	r->cons.single = r->cons.sync_type == HPM_RING_SYNC_ST;
+	/* DPDK's default head/tail distance for RTS: capacity / 8 */
+	r->prod.htd_max = cap / 8;
+	r->cons.htd_max = cap / 8;
 	atomic_init(&r->prod.head, 0);
 	atomic_init(&r->prod.tail, 0);
 	atomic_init(&r->cons.head, 0);
@@ -106,20 +163,22 @@ __hpm_export int hpm_ring_init(struct hpm_ring *r, const char *name,
 	uint32_t size, cap;
 	int rc;
 
-	if (!r || (flags & ~HPM_RING_F_ALL))
+	if (!r || !flags_ok(flags))
 		return hpm_fail(EINVAL);
 	rc = check_name(name);
 	if (rc)
 		return hpm_fail(-rc);
 	if (ring_slots(count, flags, &size, &cap))
 		return hpm_fail(EINVAL);
-	ring_setup(r, name, size, cap, flags);
+	ring_setup(r, name, sizeof(void *), size, cap, flags);
 	return 0;
 }
 
-__hpm_export struct hpm_ring *hpm_ring_create(const char *name,
-					      unsigned int count, int socket,
-					      unsigned int flags)
+__hpm_export struct hpm_ring *hpm_ring_create_elem(const char *name,
+						   unsigned int esize,
+						   unsigned int count,
+						   int socket,
+						   unsigned int flags)
 {
 	char mzname[HPM_NAME_SIZE];
 	const struct hpm_memzone *mz;
@@ -127,7 +186,7 @@ __hpm_export struct hpm_ring *hpm_ring_create(const char *name,
 	uint32_t size, cap;
 	int rc;
 
-	if (flags & ~HPM_RING_F_ALL)
+	if (!flags_ok(flags) || !esize_ok(esize))
 		return hpm_fail_ptr(EINVAL);
 	rc = check_name(name);
 	if (rc)
@@ -135,14 +194,22 @@ __hpm_export struct hpm_ring *hpm_ring_create(const char *name,
 	if (ring_slots(count, flags, &size, &cap))
 		return hpm_fail_ptr(EINVAL);
 	snprintf(mzname, sizeof(mzname), RING_MZ_PREFIX "%s", name);
-	mz = hpm_memzone_reserve_aligned(mzname, (size_t)ring_memsize(size),
+	mz = hpm_memzone_reserve_aligned(mzname,
+					 (size_t)ring_memsize(esize, size),
 					 socket, 0, 2 * HPM_CACHE_LINE_SIZE);
 	if (!mz)
 		return NULL;	/* hpm_errno set by the memzone layer */
 	r = mz->addr;
-	ring_setup(r, name, size, cap, flags);
+	ring_setup(r, name, esize, size, cap, flags);
 	r->mz = mz;
 	return r;
+}
+
+__hpm_export struct hpm_ring *hpm_ring_create(const char *name,
+					      unsigned int count, int socket,
+					      unsigned int flags)
+{
+	return hpm_ring_create_elem(name, sizeof(void *), count, socket, flags);
 }
 
 __hpm_export struct hpm_ring *hpm_ring_lookup(const char *name)
@@ -190,14 +257,14 @@ __hpm_export void hpm_ring_dump(FILE *f, const struct hpm_ring *r)
 		return;
 	}
 	fprintf(f, "ring <%s>@%p\n", r->name, (const void *)r);
-	fprintf(f, "  flags=%#x size=%u capacity=%u\n", r->flags, r->size,
-		r->capacity);
-	fprintf(f, "  cons.head=%u cons.tail=%u single=%u locked_by=%d\n",
+	fprintf(f, "  flags=%#x size=%u capacity=%u esize=%u\n", r->flags,
+		r->size, r->capacity, r->esize);
+	fprintf(f, "  cons.head=%u cons.tail=%u sync=%u locked_by=%d\n",
 		atomic_load(&r->cons.head), atomic_load(&r->cons.tail),
-		r->cons.single, hpm_robust_owner_pid(&r->cons.lock));
-	fprintf(f, "  prod.head=%u prod.tail=%u single=%u locked_by=%d\n",
+		r->cons.sync_type, hpm_robust_owner_pid(&r->cons.lock));
+	fprintf(f, "  prod.head=%u prod.tail=%u sync=%u locked_by=%d\n",
 		atomic_load(&r->prod.head), atomic_load(&r->prod.tail),
-		r->prod.single, hpm_robust_owner_pid(&r->prod.lock));
+		r->prod.sync_type, hpm_robust_owner_pid(&r->prod.lock));
 	fprintf(f, "  used=%u avail=%u\n", hpm_ring_count(r),
 		hpm_ring_free_count(r));
 }

@@ -48,7 +48,8 @@ TEST(init_on_malloc)
 	unsigned int left;
 
 	EXPECT_EQ(-EINVAL, hpm_ring_get_memsize(0));
-	EXPECT_EQ(-EINVAL, hpm_ring_get_memsize(1));
+	/* DPDK's sizes: 1 is a power of two (a ring of capacity 0) */
+	EXPECT_GT(hpm_ring_get_memsize(1), 0);
 	EXPECT_EQ(-EINVAL, hpm_ring_get_memsize(100));
 	sz = hpm_ring_get_memsize(8);
 	ASSERT_GT(sz, (ssize_t)sizeof(struct hpm_ring));
@@ -184,7 +185,8 @@ TEST_F(ring, create_lookup_free)
 {
 	struct hpm_ring *r, *l;
 	char n28[29], n29[30];
-	void *obj;
+	/* static: the harness's longjmp would clobber a local written by memcpy */
+	static void *obj;
 
 	r = hpm_ring_create("r1", 1024, HPM_SOCKET_ANY,
 			    HPM_RING_F_SP_ENQ | HPM_RING_F_SC_DEQ);

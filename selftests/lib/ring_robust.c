@@ -420,7 +420,8 @@ TEST_F_TIMEOUT(rr, kill_storm, 300)
 	int kills = 0, held = 0;
 	unsigned int n, got, avail;
 	struct storm arg;
-	void *x;
+	/* static: the harness's longjmp would clobber a local written by memcpy */
+	static void *x;
 
 	UP();
 	storm_seed();
