@@ -16,9 +16,11 @@
 #define NMAPS		16
 #define NPIPES		2
 #define MAX_NAMES	4096
+#define NAME_MARK	0xa5
 #define HIST_MAX	134	/* errno values counted one by one */
 #define PLAY_SIZE	(32 * PG)	/* every mapping lives in here */
 #define ARENA_PAGES	8
+#define ARENA_SPAN	(1ull << 32)	/* the PROT_NONE block around the arena */
 #define BUDGET_S	75	/* wall clock for the fuzzing phase */
 #define DEFAULT_CALLS	30000
 
@@ -36,6 +38,9 @@ struct shared {
 	struct {
 		char name[HPMEM_NAME_MAX];
 		uint32_t flags;
+		int16_t worker;		/* who made it: id, +100 for a forked copy */
+		uint8_t kind;		/* enum ptr_kind of the argument */
+		uint8_t logged;		/* NAME_MARK once log_name() wrote it */
 	} names[MAX_NAMES];	/* every region a CREATE made */
 };
 
@@ -370,7 +375,7 @@ static void count(struct worker *w, int rc)
 			   1, __ATOMIC_RELAXED);
 }
 
-static void log_name(struct worker *w, const char *name, uint32_t flags)
+static void log_name(struct worker *w, const char *name, uint32_t flags, int kind)
 {
 	int i = __atomic_fetch_add(&w->sh->nnames, 1, __ATOMIC_RELAXED);
 
@@ -380,6 +385,12 @@ static void log_name(struct worker *w, const char *name, uint32_t flags)
 	}
 	memcpy(w->sh->names[i].name, name, strnlen(name, HPMEM_NAME_MAX - 1));
 	w->sh->names[i].flags = flags;
+	w->sh->names[i].worker = w->id + (w->child ? 100 : 0);
+	w->sh->names[i].kind = kind;
+	w->sh->names[i].logged = NAME_MARK;
+	if (!name[0])
+		violation(w, "worker %d%s: CREATE succeeded, name empty, kind %d flags %#x",
+			  w->id, w->child ? " (copy)" : "", kind, flags);
 }
 
 /* One ioctl; then what the conventions promise about its result. */
@@ -391,7 +402,8 @@ static void do_ioctl(struct worker *w)
 	struct map *m;
 	uint32_t argsz = 0;
 	int c = below(w, NCMDS), fd = fd_pick(w), rc;
-	bool known = below(w, 12) != 0, argsz_ok = false;
+	bool known = below(w, 12) != 0, argsz_ok = false, have_sent = false;
+	struct hpmem_region_create sent;
 	char *p;
 
 	cmd = cmds[c].cmd;
@@ -461,6 +473,11 @@ static void do_ioctl(struct worker *w)
 	if (pk == P_VALID || pk == P_RDONLY || (pk == P_STRADDLE && guard - p >= 4)) {
 		memcpy(&argsz, p, 4);
 		argsz_ok = true;
+	}
+	if (cmd == HPMEM_IOC_REGION_CREATE && (pk == P_VALID || pk == P_RDONLY ||
+	    (pk == P_STRADDLE && guard - p >= (long)sizeof(sent)))) {
+		memcpy(&sent, p, sizeof(sent));
+		have_sent = true;
 	}
 
 	rc = ioctl(fd, cmd, p) ? -errno : 0;
@@ -537,7 +554,13 @@ created:
 	if (!rc && cmd == HPMEM_IOC_REGION_CREATE) {
 		struct hpmem_region_create *cr = (void *)p;
 
-		log_name(w, cr->name, cr->flags);
+		if (!have_sent)
+			violation(w, "CREATE succeeded from pointer kind %d", pk);
+		else if (memcmp(&sent, p, sizeof(sent)))
+			violation(w, "worker %d%s: CREATE arg at %p (kind %d) changed during the call: sent %.32s flags %#x, now %.32s flags %#x",
+				  w->id, w->child ? " (copy)" : "", p, pk, sent.name, sent.flags,
+				  cr->name, cr->flags);
+		log_name(w, cr->name, cr->flags, pk);
 	}
 }
 
@@ -755,6 +778,27 @@ static void step(struct worker *w)
 		do_fork(w);
 }
 
+/*
+ * The arena, alone in a 4 GiB-aligned PROT_NONE block. REGION_LIST and
+ * SEGS write wherever their pointer says, and the fuzzer derives those
+ * pointers from the arena, then may replace any byte of them: a pointer
+ * that differs in its low four bytes stays in the block (EFAULT, or
+ * scratch). Next to the arena, as mmap() placed it, lay the shared books:
+ * REGION_LIST entries landed in the name table.
+ */
+static char *arena_map(void)
+{
+	char *r = mmap(NULL, 2 * ARENA_SPAN, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t a;
+
+	if (r == MAP_FAILED)
+		return r;
+	a = ((uintptr_t)r + ARENA_SPAN - 1) & ~(ARENA_SPAN - 1);
+	return mmap((char *)a + ARENA_SPAN / 2, ARENA_PAGES * 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
 static void worker_run(struct worker *w)
 {
 	struct sigaction sa = { .sa_sigaction = on_fault, .sa_flags = SA_SIGINFO };
@@ -771,8 +815,7 @@ static void worker_run(struct worker *w)
 		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
 		CHILD_CHECK(drop_root() == 0);
 	}
-	w->arena = mmap(NULL, ARENA_PAGES * 4096, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	w->arena = arena_map();
 	CHILD_CHECK(w->arena != MAP_FAILED);
 	/* pages 0-4 scratch, 5 PROT_NONE, 6 read-only, 7 PROT_NONE */
 	ro = (void *)(w->arena + 6 * 4096);
@@ -882,6 +925,102 @@ static int by_name(int fd, unsigned long cmd, const char *name, uint32_t uid)
 /* The uids the workers run as: root and nobody. */
 static const uint32_t worker_uids[] = { 0, NOBODY };
 
+/* The page frame behind @addr, for a report (root reads /proc/self/pagemap). */
+static unsigned long long pfn_of(const void *addr)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, 8, (uintptr_t)addr / 4096 * 8) != 8)
+		e = 0;
+	close(fd);
+	return e & ((1ull << 55) - 1);
+}
+
+static void hexdump(const void *addr, size_t len)
+{
+	const unsigned char *b = addr;
+
+	for (size_t i = 0; i < len; i += 16) {
+		printf("# %p:", b + i);
+		for (size_t k = i; k < i + 16 && k < len; k++)
+			printf(" %02x", b[k]);
+		printf("\n");
+	}
+}
+
+/*
+ * Entries of the name table that are not as log_name() left them: only it
+ * writes there, so one without its mark was overwritten, by the kernel
+ * following a wild output pointer (see arena_map()) or by a write to a page
+ * that was reused while someone could still write it (the page frame tells
+ * a former pool page). Reports the first with its bytes.
+ */
+static int names_corrupt(struct shared *sh)
+{
+	int bad = 0;
+
+	for (int i = 0; i < sh->nnames && i < MAX_NAMES; i++) {
+		if (sh->names[i].logged == NAME_MARK && sh->names[i].name[0])
+			continue;
+		if (!bad++) {
+			printf("# names[%d] of %d overwritten: mark %#x, at %p, pfn %#llx\n", i,
+			       sh->nnames, sh->names[i].logged, &sh->names[i],
+			       pfn_of(&sh->names[i]));
+			hexdump(&sh->names[i], 4 * sizeof(sh->names[i]));
+		}
+	}
+	return bad;
+}
+
+/* The highest region id now (0: none); ids only grow (cyclic, 32 bits). */
+static uint64_t last_id(int fd)
+{
+	struct hpmem_region_entry e[16];
+	uint64_t cursor = 0, id = 0;
+	int n;
+
+	while ((n = list_page(fd, &cursor, e, 16, sizeof(e[0]))) > 0)
+		id = e[n - 1].id;
+	return id;
+}
+
+/*
+ * Prints every region the module still has. Returns how many are wrong
+ * now: one the run created (after @before; the cleanup destroyed every
+ * persistent one and no file is open), or any region nothing holds that is
+ * not persistent (it should have died with its last file: a module bug).
+ */
+static int regions_left(int fd, uint64_t before)
+{
+	uint32_t esz = sizeof(struct hpmem_region_entry) + 8 * 8;
+	char buf[8 * (sizeof(struct hpmem_region_entry) + 8 * 8)];
+	struct hpmem_region_entry *e;
+	uint64_t cursor = 0;
+	int n, bad = 0;
+
+	while ((n = list_page(fd, &cursor, buf, 8, esz)) > 0) {
+		for (int k = 0; k < n; k++) {
+			e = (void *)(buf + k * esz);
+			printf("# region left: id %llu name '%.32s' uid %u flags %#x users %u maps %u pages %llu (node0 %llu node1 %llu)\n",
+			       (unsigned long long)e->id, e->name, e->uid, e->flags, e->users,
+			       e->maps, (unsigned long long)e->nr_pages,
+			       (unsigned long long)e->node_pages[0],
+			       (unsigned long long)e->node_pages[1]);
+			if (e->id > before ||
+			    (!(e->flags & HPMEM_REGION_PERSISTENT) && !e->users && !e->maps))
+				bad++;
+		}
+	}
+	if (n < 0) {
+		printf("# REGION_LIST: %d\n", n);
+		bad++;
+	}
+	return bad;
+}
+
 static const char *errname(int e)
 {
 	static char buf[16];
@@ -915,7 +1054,7 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 	struct hpmem_info info;
 	struct shared *sh;
 	struct worker w;
-	uint64_t seed;
+	uint64_t seed, first_id;
 	pid_t pids[NWORKERS];
 	long target = DEFAULT_CALLS;
 	long long t0 = now_ms();
@@ -937,6 +1076,7 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 	for (unsigned int n = 0; n < 64; n++)
 		if (info.node_mask >> n & 1)
 			ASSERT_EQ(0, hp_node_info(self->fd, n, &before[n]));
+	first_id = last_id(self->fd);
 	kmsg = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (kmsg >= 0)
 		lseek(kmsg, 0, SEEK_END);
@@ -963,11 +1103,18 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 	for (int i = 0; i < NWORKERS; i++) {
 		EXPECT_EQ(0, wait_child(pids[i])) TH_LOG("worker %d", i);
 	}
+	/*
+	 * An overwritten entry is reported as such, not as a region with a
+	 * junk name that survives; the REGION_LIST pass below destroys what
+	 * it named anyway.
+	 */
+	EXPECT_EQ(0, names_corrupt(sh)) TH_LOG("the shared name table was written from outside the test");
 
 	/*
 	 * Nobody holds a file now: persistent regions must go on request.
-	 * The shared name table is bounded, and random names are not in it:
-	 * REGION_LIST finds every fuzz- region left, of either uid.
+	 * REGION_LIST finds every one the run made, of either uid, whatever
+	 * its name (a wild byte may replace its fuzz- prefix), without the
+	 * name table, which holds MAX_NAMES at most.
 	 */
 	for (uint64_t cursor = 0;;) {
 		struct hpmem_region_entry ents[32];
@@ -983,17 +1130,18 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 		for (uint32_t e = 0; e < l.nr_entries; e++) {
 			int rc;
 
-			if (strncmp(ents[e].name, "fuzz-", 5) ||
-			    !(ents[e].flags & HPMEM_REGION_PERSISTENT))
+			if (ents[e].id <= first_id || !(ents[e].flags & HPMEM_REGION_PERSISTENT))
 				continue;
 			rc = by_name(self->fd, HPMEM_IOC_REGION_DESTROY, ents[e].name,
 				     ents[e].uid);
-			EXPECT_TRUE(rc == 0 || rc == -ENOENT) TH_LOG("destroy: %d", rc);
+			EXPECT_TRUE(rc == 0 || rc == -ENOENT) TH_LOG("destroy '%.32s' uid %u: %d",
+								     ents[e].name, ents[e].uid, rc);
 		}
 		cursor = l.cursor;
 	}
 	for (int i = 0; i < sh->nnames && i < MAX_NAMES; i++) {
-		if (!(sh->names[i].flags & HPMEM_REGION_PERSISTENT))
+		if (sh->names[i].logged != NAME_MARK ||
+		    !(sh->names[i].flags & HPMEM_REGION_PERSISTENT))
 			continue;
 		for (int u = 0; u < 2; u++) {
 			int rc = by_name(self->fd, HPMEM_IOC_REGION_DESTROY, sh->names[i].name,
@@ -1004,12 +1152,16 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 		}
 	}
 	for (int i = 0; i < sh->nnames && i < MAX_NAMES; i++) {
+		if (sh->names[i].logged != NAME_MARK)
+			continue;
 		for (int u = 0; u < 2; u++) {
 			int rc = by_name(self->fd, HPMEM_IOC_REGION_ATTACH, sh->names[i].name,
 					 worker_uids[u]);
 
-			if (rc != -ENOENT && rc != -EALREADY && !leftover++)
-				TH_LOG("region %s survives: attach %d", sh->names[i].name, rc);
+			if (rc != -ENOENT && rc != -EALREADY && leftover++ < 8)
+				TH_LOG("region %d '%s' (flags %#x worker %d kind %d) survives: attach %d",
+				       i, sh->names[i].name, sh->names[i].flags, sh->names[i].worker,
+				       sh->names[i].kind, rc);
 			if (rc == 0) {	/* the attach took our file: a new one */
 				close(self->fd);
 				self->fd = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
@@ -1018,6 +1170,7 @@ TEST_F_TIMEOUT(fuzz, every_command_from_four_workers, BUDGET_S + 60)
 		}
 	}
 	EXPECT_EQ(0, leftover);
+	EXPECT_EQ(0, regions_left(self->fd, first_id));
 	regions = malloc(1 << 16);
 	ASSERT_NE(NULL, regions);
 	if (read_file("/sys/class/hpmem/hpmem/regions", regions, 1 << 16) >= 0)
