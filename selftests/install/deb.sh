@@ -106,7 +106,7 @@ has() {
 	shift
 	list=$(contents "$pkg")
 	for f in "$@"; do
-		echo "$list" | grep -qx -- "$f" || { echo "${pkg##*/}: no $f"; rc=1; }
+		grep -qx -- "$f" <<<"$list" || { echo "${pkg##*/}: no $f"; rc=1; }
 	done
 	return $rc
 }
@@ -119,10 +119,10 @@ user_contents() {
 	has "$(deb hpmem-tools "$arch")" /usr/sbin/hpmemctl /usr/share/man/man8/hpmemctl.8.gz || rc=1
 	# Only hpmem-dkms carries DKMS (dh_dkms once put it in every package).
 	for p in libhpmem0 libhpmem-dev hpmem-tools; do
-		if contents "$(deb $p "$arch")" | grep -q '^/usr/src/'; then
+		if contents "$(deb $p "$arch")" | grep '^/usr/src/' >/dev/null; then
 			echo "$p ships /usr/src"; rc=1
 		fi
-		if dpkg-deb -f "$(deb $p "$arch")" Depends | grep -q dkms; then
+		if dpkg-deb -f "$(deb $p "$arch")" Depends | grep dkms >/dev/null; then
 			echo "$p depends on dkms"; rc=1
 		fi
 	done
@@ -136,7 +136,7 @@ dkms_contents() {
 	d=$(deb hpmem-dkms all)
 	has "$d" /lib/udev/rules.d/60-hpmem.rules /usr/share/man/man4/hpmem.4.gz \
 		/usr/share/doc/hpmem-dkms/examples/modprobe.d/hpmem.conf || return 1
-	dpkg-deb -f "$d" Depends | grep -q dkms || { echo "no dependency on dkms"; return 1; }
+	dpkg-deb -f "$d" Depends | grep dkms >/dev/null || { echo "no dependency on dkms"; return 1; }
 	dpkg-deb -x "$d" "$x" || return 1
 	grep -qx "PACKAGE_VERSION=\"$version\"" "$x/usr/src/hpmem-$version/dkms.conf" ||
 		{ echo "dkms.conf has no PACKAGE_VERSION=\"$version\""; return 1; }
@@ -179,7 +179,7 @@ else
 	ok "app.c built against the package with pkg-config --cflags --libs hpmem" build_app app-dyn
 	run_dynamic() {
 		# /lib is /usr/lib on a merged-/usr system.
-		ldd "$work/app-dyn" | grep -Eq "=> (/usr)?/lib/$multiarch/libhpmem.so.0 " ||
+		ldd "$work/app-dyn" | grep -E "=> (/usr)?/lib/$multiarch/libhpmem.so.0 " >/dev/null ||
 			{ ldd "$work/app-dyn"; return 1; }
 		run_app app-dyn && command -v hpmemctl
 	}

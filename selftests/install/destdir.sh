@@ -28,7 +28,7 @@ expected() {
 		[ -e "$dest$prefix/$f" ] || { echo "missing $prefix/$f"; missing=1; }
 	done
 	# The soname, as the linker records it in users.
-	readelf -d "$dest$prefix/lib/libhpmem.so" | grep -q 'SONAME.*\[libhpmem\.so\.0\]' ||
+	readelf -d "$dest$prefix/lib/libhpmem.so" | grep 'SONAME.*\[libhpmem\.so\.0\]' >/dev/null ||
 		{ echo "soname is not libhpmem.so.0"; missing=1; }
 	return $missing
 }
@@ -41,7 +41,7 @@ leftovers() {
 
 run_dynamic() {
 	export LD_LIBRARY_PATH=$dest$prefix/lib
-	ldd "$work/app-dyn" | grep -q "=> $dest$prefix/lib/libhpmem.so.0 " ||
+	ldd "$work/app-dyn" | grep "=> $dest$prefix/lib/libhpmem.so.0 " >/dev/null ||
 		{ ldd "$work/app-dyn"; return 1; }
 	run_app app-dyn
 }

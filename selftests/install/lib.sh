@@ -59,5 +59,5 @@ run_app() {
 
 # A static program must not need the shared library.
 is_static() {
-	! readelf -d "$work/$1" 2>/dev/null | grep -q 'NEEDED.*libhpmem'
+	! readelf -d "$work/$1" 2>/dev/null | grep 'NEEDED.*libhpmem' >/dev/null
 }
