@@ -96,6 +96,8 @@ enum {
 	HPMEM_CMD_REGION_SEGS,
 	HPMEM_CMD_REGION_DESTROY,
 	HPMEM_CMD_REGION_LIST,
+	HPMEM_CMD_REGION_RELEASE,
+	HPMEM_CMD_REGION_EXPORT,
 };
 
 /* Feature bits reported by HPMEM_IOC_INFO. */
@@ -111,6 +113,10 @@ enum {
 #define HPMEM_FEAT_LIST_DMA_PINNED (1ULL << 8)
 /* REGION_LIST without CAP_SYS_ADMIN lists the caller's own regions */
 #define HPMEM_FEAT_LIST_OWN	(1ULL << 9)
+/* regions with a reserved size, holes, GROW at an offset, REGION_RELEASE */
+#define HPMEM_FEAT_SPARSE	(1ULL << 10)
+/* HPMEM_IOC_REGION_EXPORT: a region's pages as a dma-buf */
+#define HPMEM_FEAT_DMABUF	(1ULL << 11)
 
 /**
  * DOC: device addresses
