@@ -30,6 +30,8 @@ run_cmd=
 extra=
 timeout=${HPMEM_VM_TIMEOUT:-900}
 prog_timeout=${HPMEM_VM_PROG_TIMEOUT:-300}
+# Seconds a boot may take to reach /init before it counts as hung.
+boot_wait=${HPMEM_VM_BOOT_WAIT:-300}
 # A cap above the guest's RAM, so that pool growth can also fail in the
 # page allocator (tested), not only at the cap.
 modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=1024}
@@ -222,11 +224,28 @@ console_filter() {
 	fi
 }
 
+# One QEMU run of the guest; the console goes to $3 and, filtered, to the
+# terminal. Returns QEMU's status (124: killed after $timeout s).
+run_qemu() {
+	local vmlinuz=$1 cmdline=$2 log=$3 work=$4
+	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg "${machine[@]}" \
+		-m "$ram" -smp 2,sockets=2,cores=1,threads=1 \
+		-object memory-backend-ram,id=m0,size="$mem_per_node" \
+		-object memory-backend-ram,id=m1,size="$mem_per_node" \
+		-numa node,nodeid=0,cpus=0,memdev=m0 \
+		-numa node,nodeid=1,cpus=1,memdev=m1 \
+		-kernel "$vmlinuz" -initrd "$work/initramfs.cpio" \
+		-append "$cmdline" -pidfile "$work/qemu.pid" \
+		-nographic -no-reboot </dev/null 2>&1 | tee "$log" | console_filter
+	return "${PIPESTATUS[0]}"
+}
+
 # Boot one kernel in one configuration; the last line is
 # "# vm SERIES/CONFIG (KVER): N passed, N failed, N skipped", or in demo
 # mode "# demo on KVER (CONFIG): OK|FAILED, N s".
 boot() {
 	local s=$1 config=$2 kver work log res rc start name vmlinuz cmdline
+	local attempt pid hung waited
 	local -a machine
 	if ! kver=$(find_kver "$s"); then
 		if [ "$s" = debug ]; then
@@ -266,16 +285,38 @@ boot() {
 	fi
 	machine+=(-device edu,dma_mask=0xffffffffffffffff)
 	start=$(date +%s)
-	timeout -k 10 "$timeout" qemu-system-x86_64 -accel tcg "${machine[@]}" \
-		-m "$ram" -smp 2,sockets=2,cores=1,threads=1 \
-		-object memory-backend-ram,id=m0,size="$mem_per_node" \
-		-object memory-backend-ram,id=m1,size="$mem_per_node" \
-		-numa node,nodeid=0,cpus=0,memdev=m0 \
-		-numa node,nodeid=1,cpus=1,memdev=m1 \
-		-kernel "$vmlinuz" -initrd "$work/initramfs.cpio" \
-		-append "$cmdline" \
-		-nographic -no-reboot </dev/null 2>&1 | tee "$log" | console_filter
-	rc=${PIPESTATUS[0]}
+	# A stock kernel under TCG on a loaded host has, rarely, hung in
+	# early boot before running /init (hung-task reports for PID 1, QEMU
+	# idle): no test ran, and the run waited out the whole timeout. Init
+	# prints "### VM INIT" first thing; without it after $boot_wait s the
+	# boot is killed, kept as *.hung.log, and tried once more.
+	# Async commands ignore SIGINT: stop QEMU by hand when we are stopped.
+	trap 'kill "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null; exit 130' INT TERM
+	for attempt in 1 2; do
+		: >"$log"
+		rm -f "$work/qemu.pid"
+		run_qemu "$vmlinuz" "$cmdline" "$log" "$work" &
+		pid=$!
+		hung=0
+		waited=0
+		while kill -0 "$pid" 2>/dev/null; do
+			grep -aq '^### VM INIT' "$log" && break
+			if [ "$waited" -ge "$boot_wait" ]; then
+				hung=1
+				kill "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
+				break
+			fi
+			sleep 2
+			waited=$((waited + 2))
+		done
+		wait "$pid"
+		rc=$?
+		[ "$hung" = 0 ] && break
+		cp "$log" "$B/vm/${name%.log}.hung.log"
+		echo "# vm $s: no output from init after ${boot_wait}s: boot hung" \
+		     "(console in $B/vm/${name%.log}.hung.log)$([ "$attempt" = 1 ] && echo '; booting again')"
+	done
+	trap - INT TERM
 	[ "$rc" = 124 ] && echo "# vm $s: killed after ${timeout}s"
 
 	if [ "$mode" = test ]; then
