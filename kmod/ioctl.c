@@ -48,19 +48,25 @@ static inline void hpmem_check_abi(void)
 	HPMEM_CHECK_FIELD(hpmem_pool_resize, node, 8);
 	HPMEM_CHECK_FIELD(hpmem_pool_resize, nr_pages, 16);
 
-	BUILD_BUG_ON(sizeof(struct hpmem_region_create) != 40);
+	BUILD_BUG_ON(sizeof(struct hpmem_region_create) != 48);
 	HPMEM_CHECK_FIELD(hpmem_region_create, name, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_create, max_pages, 40);
 
 	HPMEM_CHECK_FIELD(hpmem_region_attach, name, 8);
 	HPMEM_CHECK_FIELD(hpmem_region_attach, region_flags, 40);
 	HPMEM_CHECK_FIELD(hpmem_region_attach, nr_pages, 48);
 	HPMEM_CHECK_FIELD(hpmem_region_attach, uid, 56);
-	BUILD_BUG_ON(sizeof(struct hpmem_region_attach) != 64);
+	HPMEM_CHECK_FIELD(hpmem_region_attach, max_pages, 64);
+	BUILD_BUG_ON(sizeof(struct hpmem_region_attach) != 72);
 
 	BUILD_BUG_ON(sizeof(struct hpmem_region_grow) != 32);
 	HPMEM_CHECK_FIELD(hpmem_region_grow, node, 8);
 	HPMEM_CHECK_FIELD(hpmem_region_grow, nr_pages, 16);
 	HPMEM_CHECK_FIELD(hpmem_region_grow, offset, 24);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_release) != 24);
+	HPMEM_CHECK_FIELD(hpmem_region_release, offset, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_release, nr_pages, 16);
 
 	BUILD_BUG_ON(sizeof(struct hpmem_seg) != 32);
 	HPMEM_CHECK_FIELD(hpmem_seg, phys, 8);
@@ -369,6 +375,7 @@ static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 	},
 	[HPMEM_CMD_REGION_CREATE - HPMEM_CMD_BASE] = {
 		.size = sizeof(struct hpmem_region_create),
+		/* 40 bytes: the first struct ended with name. */
 		.min_size = offsetofend(struct hpmem_region_create, name),
 		.ioctl_num = HPMEM_IOC_REGION_CREATE,
 		.out = false,

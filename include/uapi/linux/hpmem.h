@@ -47,19 +47,23 @@
  * - ENAMETOOLONG: a name without a NUL in its HPMEM_NAME_MAX bytes.
  * - ENODEV: a node id that has no pool (offline, memoryless or out of range).
  * - ENOENT: no region of that name in the uid's name space (attach,
- *   destroy; see DOC: region names).
- * - EEXIST: the caller's uid has a region of that name already (create).
+ *   destroy; see DOC: region names); a release naming an offset where no
+ *   page is present.
+ * - EEXIST: the caller's uid has a region of that name already (create);
+ *   a grow at an offset (HPMEM_GROW_AT) where a page is already present.
  * - EBADFD: a region command on a file that has no region attached
- *   (grow, segs, mmap).
+ *   (grow, segs, release, mmap).
  * - EALREADY: create or attach on a file that already has a region.
  * - EBUSY: destroy of a region that is still mapped; a pool shrink that
- *   would need pages that are in use.
+ *   would need pages that are in use; a release of a page that holds a
+ *   DMA pin.
  * - EPERM: pool resize without CAP_SYS_ADMIN; attach or destroy naming
  *   another uid (HPMEM_NAME_UID) without CAP_SYS_ADMIN.
  * - ENOMEM: the pool of the node has too few free pages, the kernel could not
  *   supply a page, the global cap would be exceeded, or RLIMIT_MEMLOCK would
  *   be exceeded (callers without CAP_IPC_LOCK).
- * - ENOSPC: a region would exceed HPMEM_REGION_MAX_PAGES.
+ * - ENOSPC: a region would exceed HPMEM_REGION_MAX_PAGES, or a grow would
+ *   reach past the region's @max_pages (create, grow).
  * - EDQUOT: the caller's uid holds max_regions_per_user regions already
  *   (create, callers without CAP_SYS_ADMIN).
  */
@@ -255,10 +259,54 @@ struct hpmem_pool_resize {
 #define HPMEM_REGION_PINNABLE	(1U << 1)	/* 4 KiB refcounted PTEs, GUP works */
 
 /**
+ * DOC: sparse regions
+ *
+ * A region created with @max_pages (HPMEM_FEAT_SPARSE) reserves that many
+ * page slots, at mmap offsets 0 .. @max_pages * HPMEM_PAGE_SIZE, fixed for
+ * its life. It may be mapped anywhere inside the reservation, whatever
+ * pages are present: a slot with no page (a hole) raises SIGBUS on access.
+ * HPMEM_IOC_REGION_GROW with HPMEM_GROW_AT fills holes at the offset the
+ * caller names; HPMEM_IOC_REGION_RELEASE turns pages back into holes and
+ * returns them to their pool. Neither needs any process to remap or be told:
+ *
+ * - a page added to a slot is seen by every mapping of the region on its
+ *   next access to that slot (it is inserted at fault time);
+ * - a released page is unmapped from every mapping of the region, in every
+ *   process, before HPMEM_IOC_REGION_RELEASE returns; from then on an
+ *   access raises SIGBUS until the slot is grown again, and a page grown
+ *   there later is a zeroed one. No access after the release returns can
+ *   reach the old page.
+ *
+ * Growing is serialised in the module: two processes growing the same hole
+ * at once get one success and one EEXIST, which changes nothing, so the
+ * loser can look again (HPMEM_IOC_REGION_SEGS) and use the page the winner
+ * added. A page that holds a DMA pin (pin_user_pages(): VFIO type1, io_uring
+ * fixed buffers, RDMA; only pinnable regions can be pinned) is never
+ * released: EBUSY. A page that something else outside hpmem references (a
+ * pipe buffer after vmsplice(), a get_user_pages() reference) leaves the
+ * region but not the pool's accounting: it is busy (see DOC: device
+ * addresses) until the reference goes. Otherwise the page is counted free in
+ * its pool, and zeroed, when the release returns. RLIMIT_MEMLOCK charges
+ * follow the page: dropped on release, kept by a busy page until it is free.
+ *
+ * A region created without @max_pages (@max_pages 0, or a caller that
+ * predates it) behaves as before: no holes, mmap within @nr_pages, GROW
+ * appends; HPMEM_GROW_AT and HPMEM_IOC_REGION_RELEASE fail with EINVAL.
+ * A 4 KiB pinnable sparse region is populated at fault time (one fault per
+ * 4 KiB page touched) rather than at mmap(), so that a release racing with
+ * an mmap() cannot leave a page mapped.
+ */
+
+/**
  * struct hpmem_region_create - HPMEM_IOC_REGION_CREATE: new named region
  * @argsz: sizeof(struct hpmem_region_create)
  * @flags: HPMEM_REGION_* bits
  * @name: NUL-terminated, non-empty
+ * @max_pages: in, 0 for a region without holes whose size is the pages it
+ *             holds (as before this field existed); else the page slots it
+ *             reserves, at most HPMEM_REGION_MAX_PAGES (ENOSPC beyond): a
+ *             sparse region (see DOC: sparse regions). Reserving costs no
+ *             memory.
  *
  * Creates an empty region and attaches it to this file. A region without
  * HPMEM_REGION_PERSISTENT goes away, with its name, when the last file
@@ -273,6 +321,7 @@ struct hpmem_region_create {
 	__u32 argsz;
 	__u32 flags;
 	char name[HPMEM_NAME_MAX];
+	__aligned_u64 max_pages;
 };
 
 #define HPMEM_IOC_REGION_CREATE	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_CREATE)
@@ -287,10 +336,13 @@ struct hpmem_region_create {
  * @name: NUL-terminated, non-empty
  * @region_flags: out, the HPMEM_REGION_* flags it was created with
  * @__reserved: out, zero
- * @nr_pages: out, pages in the region now
+ * @nr_pages: out, pages in the region now (present pages: holes of a
+ *            sparse region do not count)
  * @uid: in, with HPMEM_NAME_UID: whose region (see DOC: region names);
  *       must be 0 otherwise
  * @__reserved2: must be 0
+ * @max_pages: out, the slots reserved at creation (0: not sparse, mmap
+ *             within @nr_pages); present with HPMEM_FEAT_SPARSE
  */
 struct hpmem_region_attach {
 	__u32 argsz;
@@ -301,21 +353,31 @@ struct hpmem_region_attach {
 	__aligned_u64 nr_pages;
 	__u32 uid;
 	__u32 __reserved2;
+	__aligned_u64 max_pages;
 };
 
 #define HPMEM_IOC_REGION_ATTACH	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_ATTACH)
 
+/* Grow flag: put the pages at @offset (sparse regions only). */
+#define HPMEM_GROW_AT		(1U << 0)
+
 /**
  * struct hpmem_region_grow - HPMEM_IOC_REGION_GROW: add pages of one node
  * @argsz: sizeof(struct hpmem_region_grow)
- * @flags: must be 0
+ * @flags: 0 or HPMEM_GROW_AT
  * @node: in, the node the pages come from
  * @__reserved: must be 0
  * @nr_pages: in, pages to add (> 0)
- * @offset: out, mmap offset of the first added page
+ * @offset: with HPMEM_GROW_AT in, else out: mmap offset of the first page
  *
- * The pages are taken from @node's pool, all or none, and appended to the
- * region at consecutive offsets. For a caller who may see addresses
+ * The pages are taken from @node's pool, all or none, and placed at
+ * consecutive offsets: without HPMEM_GROW_AT after the highest present
+ * page (after the last page: appended), with it from @offset, which must
+ * be a multiple of HPMEM_PAGE_SIZE (EINVAL) in a sparse region (EINVAL
+ * otherwise) where every one of the @nr_pages slots is a hole (EEXIST if
+ * not, changing nothing). Either way, slots past the region's @max_pages
+ * (of a sparse region) or past HPMEM_REGION_MAX_PAGES give ENOSPC. For a
+ * caller who may see addresses
  * (HPMEM_CALLER_ADDRS for this region) they go in ascending physical
  * address order, so physically contiguous pages get consecutive offsets;
  * for other callers in random order, so that the offsets disclose nothing
@@ -331,6 +393,30 @@ struct hpmem_region_grow {
 };
 
 #define HPMEM_IOC_REGION_GROW	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_GROW)
+
+/**
+ * struct hpmem_region_release - HPMEM_IOC_REGION_RELEASE: give pages back
+ * @argsz: sizeof(struct hpmem_region_release)
+ * @flags: must be 0
+ * @offset: in, mmap offset of the first page, a multiple of HPMEM_PAGE_SIZE
+ * @nr_pages: in, pages to release (> 0)
+ *
+ * Turns @nr_pages consecutive slots of a sparse region back into holes,
+ * all or none (see DOC: sparse regions): every page is unmapped from every
+ * process, then returned to its pool, zeroed and counted free, before the
+ * call returns. EINVAL for a region that is not sparse, a misaligned
+ * @offset, or slots past @max_pages; ENOENT, changing nothing, if any slot
+ * is a hole already; EBUSY, changing nothing, if any page holds a DMA pin.
+ * Needs HPMEM_FEAT_SPARSE.
+ */
+struct hpmem_region_release {
+	__u32 argsz;
+	__u32 flags;
+	__aligned_u64 offset;
+	__aligned_u64 nr_pages;
+};
+
+#define HPMEM_IOC_REGION_RELEASE _IO(HPMEM_TYPE, HPMEM_CMD_REGION_RELEASE)
 
 /**
  * struct hpmem_seg - one page of a region
@@ -360,7 +446,8 @@ struct hpmem_seg {
  * @segs: in, user pointer to an array of struct hpmem_seg
  *
  * Fills min(in @nr_segs, pages) entries. Call with @nr_segs = 0 to learn
- * the count. Physical addresses and IOVAs are 0 unless the caller has
+ * the count. Only present pages have entries: a sparse region's holes
+ * have none, and @offset tells where each page is. Physical addresses and IOVAs are 0 unless the caller has
  * CAP_SYS_ADMIN or the administrator set the module parameter
  * phys_unprivileged (HPMEM_CALLER_ADDRS); a caller who sees them gets the
  * entries in ascending physical address order, others in offset order.
