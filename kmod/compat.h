@@ -45,22 +45,20 @@ vm_fault_t hpmem_pmd_fault(struct vm_fault *vmf);
  * and then never maps a PMD, so the level is decoded here only.
  */
 #if HPMEM_KERNEL_SINCE(6, 6)
-static inline vm_fault_t hpmem_huge_fault(struct vm_fault *vmf,
-					  unsigned int order)
-{
-	if (order != PMD_SHIFT - PAGE_SHIFT)
-		return VM_FAULT_FALLBACK;
-	return hpmem_pmd_fault(vmf);
-}
+#define hpmem_fault_size_t	unsigned int
+#define HPMEM_FAULT_IS_PMD(order)	((order) == PMD_SHIFT - PAGE_SHIFT)
 #else
+#define hpmem_fault_size_t	enum page_entry_size
+#define HPMEM_FAULT_IS_PMD(pe_size)	((pe_size) == PE_SIZE_PMD)
+#endif
+
 static inline vm_fault_t hpmem_huge_fault(struct vm_fault *vmf,
-					  enum page_entry_size pe_size)
+					  hpmem_fault_size_t size)
 {
-	if (pe_size != PE_SIZE_PMD)
+	if (!HPMEM_FAULT_IS_PMD(size))
 		return VM_FAULT_FALLBACK;
 	return hpmem_pmd_fault(vmf);
 }
-#endif
 
 /*
  * gup-fast walks page tables without looking at the VMA, so it must be told

@@ -171,6 +171,9 @@ unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
 /* ioctl.c */
 long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
+/* dmabuf.c */
+int hpmem_region_export(struct file *file, void *arg);
+
 /* dma.c */
 u32 hpmem_dma_model(u32 *translated, u32 *direct);
 

@@ -94,6 +94,12 @@ static inline void hpmem_check_abi(void)
 	HPMEM_CHECK_FIELD(hpmem_region_list, entry_size, 12);
 	HPMEM_CHECK_FIELD(hpmem_region_list, cursor, 16);
 	HPMEM_CHECK_FIELD(hpmem_region_list, entries, 24);
+
+	BUILD_BUG_ON(sizeof(struct hpmem_region_export) != 32);
+	HPMEM_CHECK_FIELD(hpmem_region_export, fd_flags, 8);
+	HPMEM_CHECK_FIELD(hpmem_region_export, fd, 12);
+	HPMEM_CHECK_FIELD(hpmem_region_export, offset, 16);
+	HPMEM_CHECK_FIELD(hpmem_region_export, length, 24);
 }
 
 /* A name must be non-empty and NUL-terminated within HPMEM_NAME_MAX. */
@@ -118,7 +124,7 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES |
 			 HPMEM_FEAT_UID_NAMES | HPMEM_FEAT_REGION_LIST |
 			 HPMEM_FEAT_DIRTY_PAGES | HPMEM_FEAT_LIST_DMA_PINNED |
-			 HPMEM_FEAT_LIST_OWN;
+			 HPMEM_FEAT_LIST_OWN | HPMEM_FEAT_DMABUF;
 	if (HPMEM_HAVE_PMD_MAP)
 		info->features |= HPMEM_FEAT_PMD_MAP;
 	info->nr_node_ids = nr_node_ids;
@@ -273,6 +279,7 @@ union hpmem_ioctl_buf {
 	struct hpmem_region_segs region_segs;
 	struct hpmem_region_destroy region_destroy;
 	struct hpmem_region_list region_list;
+	struct hpmem_region_export region_export;
 };
 
 /**
@@ -418,6 +425,15 @@ static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 		.ioctl_num = HPMEM_IOC_REGION_LIST,
 		.out = true,
 		.execute = hpmem_cmd_region_list,
+	},
+	/* Commits: the new fd must reach userspace, so no EFAULT after it. */
+	[HPMEM_CMD_REGION_EXPORT - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_export),
+		.min_size = offsetofend(struct hpmem_region_export, length),
+		.ioctl_num = HPMEM_IOC_REGION_EXPORT,
+		.out = true,
+		.commits = true,
+		.execute = hpmem_region_export,
 	},
 };
 

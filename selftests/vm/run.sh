@@ -126,6 +126,12 @@ VFIO_KMODS="drivers/vfio/vfio drivers/vfio/vfio_iommu_type1
 	drivers/vfio/vfio_virqfd virt/lib/irqbypass drivers/vfio/pci/vfio-pci-core
 	drivers/vfio/pci/vfio-pci"
 
+# vgem and what it needs, in load order, for the dma-buf test's imports
+# (selftests/kmod/dmabuf.c loads them; drm_kms_helper is a dependency of
+# drm_shmem_helper on 6.12 only). The debug kernel has no DRM: none found.
+DRM_KMODS="drivers/gpu/drm/drm drivers/gpu/drm/drm_kms_helper
+	drivers/gpu/drm/drm_shmem_helper drivers/gpu/drm/vgem/vgem"
+
 build_initramfs() {
 	local kver=$1 work=$2 config=$3 root=$2/root f
 	rm -rf "$root"
@@ -143,6 +149,11 @@ build_initramfs() {
 	fi
 	copy_kmod "$kver" drivers/block/brd "$root/lib/brd.ko" ||
 		echo "# vm: brd.ko not found for $kver (O_DIRECT tests skip)" >&2
+	mkdir -p "$root/lib/drm"
+	for f in $DRM_KMODS; do
+		copy_kmod "$kver" "$f" "$root/lib/drm/${f##*/}.ko" &&
+			echo "${f##*/}" >>"$root/lib/drm/order"
+	done
 	if [ "$config" = iommu ]; then
 		mkdir -p "$root/lib/vfio"
 		for f in $VFIO_KMODS; do

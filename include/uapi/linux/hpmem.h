@@ -551,4 +551,64 @@ struct hpmem_region_list {
 
 #define HPMEM_IOC_REGION_LIST	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_LIST)
 
+/**
+ * struct hpmem_region_export - HPMEM_IOC_REGION_EXPORT: pages as a dma-buf
+ * @argsz: sizeof(struct hpmem_region_export)
+ * @flags: must be 0
+ * @fd_flags: in, flags of the new file: O_RDONLY or O_RDWR, optionally
+ *            with O_CLOEXEC; nothing else
+ * @fd: out, the dma-buf's file descriptor
+ * @offset: in, mmap offset of the first page to export, a multiple of
+ *          HPMEM_PAGE_SIZE
+ * @length: in, bytes to export, a non-zero multiple of HPMEM_PAGE_SIZE;
+ *          @offset + @length within the region's pages
+ *
+ * Exports pages of the region attached to this file as a dma-buf, the
+ * kernel's way to hand memory to other drivers (ibv_reg_dmabuf_mr(), GPU
+ * and accelerator drivers, DRM PRIME). An importing driver maps the pages
+ * for its own device through the DMA API, so each device gets the addresses
+ * it needs, behind an IOMMU too. Physically contiguous pages come as one
+ * scatterlist segment, cut to the device's segment limits. A device that
+ * reaches memory at physical addresses (no IOMMU, or an identity domain)
+ * and cannot address every page (its DMA mask) is refused at attach, with
+ * EINVAL, rather than given bounce buffers.
+ *
+ * The dma-buf's own mmap() maps the same pages (MAP_SHARED only, 2 MiB
+ * PMDs where the address and offset allow); DMA_BUF_IOCTL_SYNC is
+ * accepted and costs nothing, x86 DMA being cache coherent. The file's
+ * access mode limits mmap() of the dma-buf only: importers decide their
+ * devices' access themselves.
+ *
+ * Lifetime: the dma-buf holds its pages, not the region. While the region
+ * lives they are its pages as before. Export does not count as a mapping
+ * for HPMEM_IOC_REGION_DESTROY: destroy succeeds while a dma-buf is open,
+ * as it does while files are attached (an importer, an RDMA registration
+ * say, may hold the dma-buf for as long as it likes, and cannot be made to
+ * let go). When the region dies, its exported pages stay out of every pool
+ * as busy pages (see DOC: device addresses; @busy_pages of
+ * HPMEM_IOC_NODE_INFO), still counted and still charged to the user whose
+ * RLIMIT_MEMLOCK they were charged to, until the dma-buf's last file
+ * reference, mapping and attachment are gone; then they return to the
+ * free list, zeroed.
+ *
+ * Only a process that has the region attached (the same rule as for
+ * mmap()) can export it. Errors besides those of DOC: conventions: EBADFD
+ * without a region attached; EINVAL for a range that is not page-aligned,
+ * empty, outside the region or over a hole, or for @fd_flags other than
+ * the above; EACCES for O_RDWR on a hpmem file not open for writing (its
+ * mappings could not be writable either); EMFILE when the process has no
+ * free file descriptor. Present when HPMEM_IOC_INFO reports
+ * HPMEM_FEAT_DMABUF.
+ */
+struct hpmem_region_export {
+	__u32 argsz;
+	__u32 flags;
+	__u32 fd_flags;
+	__s32 fd;
+	__aligned_u64 offset;
+	__aligned_u64 length;
+};
+
+#define HPMEM_IOC_REGION_EXPORT	_IO(HPMEM_TYPE, HPMEM_CMD_REGION_EXPORT)
+
 #endif /* _UAPI_LINUX_HPMEM_H */
