@@ -178,8 +178,11 @@ static int check_heap(const struct hpm_config *c, int n)
 		return -EPROTO;
 	}
 	for (uint32_t r = 0; r < h->nr_runs; r++) {
+		/* An empty slot: a run removed at runtime (malloc_heap.c). */
+		if (!h->runs[r].start && !h->runs[r].end && !h->runs[r].base)
+			continue;
 		if (h->runs[r].start < h->lo || h->runs[r].end > h->hi ||
-		    h->runs[r].start >= h->runs[r].end) {
+		    h->runs[r].start >= h->runs[r].end || h->runs[r].base > h->runs[r].start) {
 			bad_field("heaps", "[%d].runs[%u]: 0x%lx-0x%lx", n, r,
 				  (unsigned long)h->runs[r].start,
 				  (unsigned long)h->runs[r].end);

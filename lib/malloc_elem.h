@@ -269,9 +269,35 @@ static inline void heap_lock(struct hpm_heap *h)
 		hpm_heap_recover(h, dead);
 }
 
+/*
+ * A free under the lock left a free block holding whole pages and a trim
+ * hook is set (hpm_heap_set_trim_hook()): the block, reported to the hook
+ * once the lock is dropped. Thread-local, so the test is one TLS load.
+ */
+extern __thread struct hpm_heap *hpm_heap_trim_heap;
+__hpm_cold void hpm_heap_trim_report(void);
+
 static inline void heap_unlock(struct hpm_heap *h)
 {
 	hpm_robust_unlock(&h->lock);
+	if (unlikely(hpm_heap_trim_heap != NULL))
+		hpm_heap_trim_report();
+}
+
+/*
+ * Runs change under the heap lock while other threads and processes look
+ * them up without it (heap_of_ptr()): bounds are read and written
+ * atomically; see "Adding and removing memory" in malloc_heap.c for why
+ * a lookup without the lock is still right for every live block.
+ */
+static inline uintptr_t run_start(const struct hpm_heap_run *r)
+{
+	return __atomic_load_n(&r->start, __ATOMIC_ACQUIRE);
+}
+
+static inline uintptr_t run_end(const struct hpm_heap_run *r)
+{
+	return __atomic_load_n(&r->end, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -309,12 +335,15 @@ heap_of_ptr(uintptr_t p, const struct hpm_heap_run **run)
 		return NULL;
 	while (mask) {
 		struct hpm_heap *h = &tbl[__builtin_ctz(mask)];
+		uint32_t n;
 
 		mask &= mask - 1;
-		if (p < h->lo || p >= h->hi)
+		if (p < __atomic_load_n(&h->lo, __ATOMIC_RELAXED) ||
+		    p >= __atomic_load_n(&h->hi, __ATOMIC_RELAXED))
 			continue;
-		for (uint32_t i = 0; i < h->nr_runs; i++) {
-			if (p >= h->runs[i].start && p < h->runs[i].end) {
+		n = __atomic_load_n(&h->nr_runs, __ATOMIC_ACQUIRE);
+		for (uint32_t i = 0; i < n; i++) {
+			if (p >= run_start(&h->runs[i]) && p < run_end(&h->runs[i])) {
 				*run = &h->runs[i];
 				return h;
 			}
@@ -338,7 +367,9 @@ elem_why(struct hpm_heap *h, const struct hpm_heap_run *run, uintptr_t p,
 	uint64_t info, prev;
 	size_t size;
 
-	if (unlikely((p & (ELEM_ALIGN - 1)) || (uintptr_t)e < run->start))
+	uintptr_t rstart = run_start(run), rend = run_end(run);
+
+	if (unlikely((p & (ELEM_ALIGN - 1)) || (uintptr_t)e < rstart))
 		return "not a block";
 	info = info_ld(e);
 	if (unlikely((info & ELEM_TAG_MASK) != elem_tag(h, e) || (info & ELEM_F_SENTINEL)))
@@ -346,12 +377,12 @@ elem_why(struct hpm_heap *h, const struct hpm_heap_run *run, uintptr_t p,
 	if (unlikely(info & ELEM_F_FREE))
 		return "already free (double free)";
 	size = info & ELEM_SIZE_MASK;
-	if (unlikely(size < ELEM_MIN_LIVE || size > run->end - ELEM_HDR - (uintptr_t)e))
+	if (unlikely(size < ELEM_MIN_LIVE || size > rend - ELEM_HDR - (uintptr_t)e))
 		return "not a block (bad size)";
 	if (thorough) {
 		prev = prev_ld(e);
-		if ((prev == 0) != ((uintptr_t)e == run->start) ||
-		    prev > (uintptr_t)e - run->start)
+		if ((prev == 0) != ((uintptr_t)e == rstart) ||
+		    prev > (uintptr_t)e - rstart)
 			return "not a block (bad boundary tag)";
 		if (!elem_tag_ok(h, elem_next(e)) || prev_ld(elem_next(e)) != size)
 			return "not a block or overrun (next header)";
@@ -398,6 +429,17 @@ int hpm_heap_free_checked(struct hpm_heap *h, const struct hpm_heap_run *run,
  * caches are theirs alone. Heap lock held (the cache itself needs none).
  */
 bool hpm_heap_cache_take(struct hpm_heap *h, struct hpm_elem *e);
+
+/* hpm_heap_set_trim_hook()'s threshold: SIZE_MAX while no hook is set. */
+extern size_t hpm_heap_trim_min;
+
+/*
+ * Ask the grow hook (hpm_heap_set_grow_hook()) for memory in node heap
+ * @h for a request that failed; lock not held. 0 when memory was added
+ * (retry once), -ENOMEM without a hook or for an external heap.
+ */
+int hpm_heap_grow(struct hpm_heap *h, size_t size, size_t align, size_t bound,
+		  unsigned int flags);
 
 /*
  * The heap table, a heap's memory or a heap's instance changed: unbinds

@@ -235,6 +235,8 @@ static void shrink_live(struct hpm_heap *h, struct hpm_elem *e, size_t need)
 	h->alloc_bytes -= size - need;
 }
 
+static void trim_note(struct hpm_heap *h, struct hpm_elem *e);
+
 /* Free live element @e, merging with free neighbours. */
 void hpm_heap_release(struct hpm_heap *h, struct hpm_elem *e)
 {
@@ -270,6 +272,8 @@ void hpm_heap_release(struct hpm_heap *h, struct hpm_elem *e)
 	prev_st(next, size);
 	info_st(next, info_ld(next) | ELEM_F_PREV_FREE);
 	free_insert(h, start);
+	if (unlikely(size >= __atomic_load_n(&hpm_heap_trim_min, __ATOMIC_RELAXED)))
+		trim_note(h, start);
 }
 
 /* ---- the heap table and checking pointers ---- */
@@ -301,13 +305,19 @@ struct hpm_heap *hpm_heap_table(void)
 	return heaps_get(&tbl, &mask) ? tbl : NULL;
 }
 
+static struct hpm_heap_run *run_of_locked(struct hpm_heap *h, uintptr_t p);
+
 /* The element of live block @p, or NULL after logging why not. */
 static struct hpm_elem *elem_check(struct hpm_heap *h,
 				   const struct hpm_heap_run *run, uintptr_t p,
 				   const char *what)
 {
 	size_t size;
-	const char *why = elem_why(h, run, p, true, &size);
+	const char *why;
+
+	/* Under the lock the runs hold still: use the current one. */
+	run = run_of_locked(h, p);
+	why = run ? elem_why(h, run, p, true, &size) : "not in this heap any more";
 
 	if (!why && unlikely(elem_cached(elem_at(p - ELEM_HDR))))
 		why = "already free (double free, cached)";
@@ -350,6 +360,108 @@ int hpm_heap_init(struct hpm_heap *h, int socket)
 	return 0;
 }
 
+/*
+ * Adding and removing memory while the heap is in use. Every change to
+ * the runs happens under the heap lock, but free(), usable_size() and the
+ * thread caches find a pointer's run without it (heap_of_ptr()), in this
+ * and in other processes. That stays right for every live block because:
+ *  - a run's bounds and the run count are single atomic stores, ordered
+ *    so that a live block is inside some published run at every instant:
+ *    a new run (or the piece behind a split) is published before the old
+ *    run shrinks; a run grows before the run joined into it is cleared;
+ *    a slot is emptied end first and filled start first, so a half
+ *    written slot matches nothing;
+ *  - memory added is reached only through a block allocated from it,
+ *    under the lock after the addition: whoever frees that block got it
+ *    through some synchronisation that also orders the addition before
+ *    its lookup;
+ *  - memory removed held no live block, so no valid pointer is in it;
+ *  - the element a lookup's run starts with is never a live block whose
+ *    boundary tag changes: a split leaves a free block first behind the
+ *    cut, and runs are joined only when the second one starts free.
+ *    So the lock-free checks (elem_why()) agree with any run a lookup
+ *    may have seen; the locked ones look the run up again under the lock.
+ * Thread caches bound to a run that has since grown or shrunk (the epoch
+ * that unbinds them is per process) still check every block's own
+ * address-bound header before taking it, and only live blocks reach them.
+ * A stale pointer into removed memory that the caller has unmapped is a
+ * use after free: its check may then fault rather than be logged.
+ * lo/hi only ever widen: a quick reject, never a wrong accept.
+ * A process killed in the middle of adding or removing leaves a chain the
+ * next locker may fail to rebuild; it then empties the free lists (see
+ * hpm_heap_recover()): memory is lost, never handed out twice.
+ */
+
+static void run_set(struct hpm_heap_run *r, uintptr_t start, uintptr_t end,
+		    uintptr_t base)
+{
+	/* Filled start first: a half written slot is (start, 0) and matches nothing. */
+	__atomic_store_n(&r->base, base, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->start, start, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->end, end, __ATOMIC_RELEASE);
+}
+
+static void run_clear(struct hpm_heap_run *r)
+{
+	__atomic_store_n(&r->end, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->start, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->base, 0, __ATOMIC_RELEASE);
+}
+
+static bool run_empty(const struct hpm_heap_run *r)
+{
+	return !r->end;
+}
+
+/* A slot for a new run (an empty one first), or NULL when all are used. */
+static struct hpm_heap_run *run_slot(struct hpm_heap *h)
+{
+	for (uint32_t i = 0; i < h->nr_runs; i++)
+		if (run_empty(&h->runs[i]))
+			return &h->runs[i];
+	return h->nr_runs < HPM_HEAP_MAX_RUNS ? &h->runs[h->nr_runs] : NULL;
+}
+
+/* Make slot @r (from run_slot()) the run [start, end): lookups see it from here on. */
+static void run_publish(struct hpm_heap *h, struct hpm_heap_run *r,
+			uintptr_t start, uintptr_t end, uintptr_t base)
+{
+	run_set(r, start, end, base);
+	if (r == &h->runs[h->nr_runs])
+		__atomic_store_n(&h->nr_runs, h->nr_runs + 1, __ATOMIC_RELEASE);
+}
+
+/* Widen lo/hi to cover [start, end) before a run there is published. */
+static void heap_bounds_widen(struct hpm_heap *h, uintptr_t start, uintptr_t end)
+{
+	if (start < h->lo)
+		__atomic_store_n(&h->lo, start, __ATOMIC_RELAXED);
+	if (end > h->hi)
+		__atomic_store_n(&h->hi, end, __ATOMIC_RELAXED);
+}
+
+/* Runs in use (not empty slots): each ends in one sentinel. */
+static uint32_t runs_live(const struct hpm_heap *h)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < h->nr_runs; i++)
+		n += !run_empty(&h->runs[i]);
+	return n;
+}
+
+/* The run of @h holding @p; lock held, so exact. */
+static struct hpm_heap_run *run_of_locked(struct hpm_heap *h, uintptr_t p)
+{
+	for (uint32_t i = 0; i < h->nr_runs; i++) {
+		struct hpm_heap_run *r = &h->runs[i];
+
+		if (p >= r->start && p < r->end)
+			return r;
+	}
+	return NULL;
+}
+
 static void run_format(struct hpm_heap *h, uintptr_t va, size_t len)
 {
 	struct hpm_elem *e = elem_at(va);
@@ -362,29 +474,77 @@ static void run_format(struct hpm_heap *h, uintptr_t va, size_t len)
 	free_insert(h, e);
 }
 
+/*
+ * Turn the 16-byte element at @at (an old sentinel) into free space of
+ * @len bytes that ends at @next (already carrying a valid header and
+ * PREV_FREE), merging with a free previous block. Returns the free block.
+ */
+static struct hpm_elem *gap_free(struct hpm_heap *h, struct hpm_elem *e,
+				 size_t len, struct hpm_elem *next)
+{
+	uint64_t prev_free = info_ld(e) & ELEM_F_PREV_FREE;
+	size_t size = len;
+
+	elem_set(h, e, len, ELEM_F_FREE | prev_free);
+	if (prev_free) {
+		struct hpm_elem *prev = elem_at((uintptr_t)e - prev_ld(e));
+
+		size += elem_size(prev);
+		free_remove(h, prev);
+		elem_set(h, prev, size, ELEM_F_FREE);
+		info_st(e, 0);
+		e = prev;
+	}
+	prev_st(next, size);
+	free_insert(h, e);
+	return e;
+}
+
 /* Append [va, va+len) to @run, whose end it touches: the old sentinel becomes free space. */
 static void run_extend(struct hpm_heap *h, struct hpm_heap_run *run,
 		       uintptr_t va, size_t len)
 {
 	struct hpm_elem *e = elem_at(run->end - ELEM_HDR);
 	struct hpm_elem *s = elem_at(va + len - ELEM_HDR);
-	uint64_t prev_free = info_ld(e) & ELEM_F_PREV_FREE;
 
-	elem_set(h, e, len, ELEM_F_FREE | prev_free);
-	prev_st(s, len);
+	/* The new sentinel first: the chain ends there once @e grows over it. */
 	elem_set(h, s, ELEM_HDR, ELEM_F_SENTINEL | ELEM_F_PREV_FREE);
-	run->end = va + len;
-	if (prev_free) {
-		struct hpm_elem *prev = elem_at((uintptr_t)e - prev_ld(e));
-		size_t size = elem_size(prev) + len;
+	gap_free(h, e, len, s);
+	__atomic_store_n(&run->end, va + len, __ATOMIC_RELEASE);
+}
 
-		free_remove(h, prev);
-		info_st(e, 0);
-		elem_set(h, prev, size, ELEM_F_FREE);
-		prev_st(s, size);
-		e = prev;
+/*
+ * @l ends 48 bytes before @q starts (VA-adjacent additions) and @q's
+ * first block is free: make them one run. @l's sentinel and the 48 bytes
+ * between become free space with @q's first block.
+ */
+static void run_join(struct hpm_heap *h, struct hpm_heap_run *l,
+		     struct hpm_heap_run *q)
+{
+	struct hpm_elem *s = elem_at(l->end - ELEM_HDR);
+	struct hpm_elem *f = elem_at(q->start);
+	size_t fsize = elem_size(f);
+	struct hpm_elem *next = elem_at(q->start + fsize);
+
+	free_remove(h, f);
+	gap_free(h, s, q->start + fsize - (uintptr_t)s, next);
+	info_st(f, 0);
+	h->total_bytes += q->start - l->end;
+	/* Grow @l over @q before @q's slot goes: a live block is always in one. */
+	__atomic_store_n(&l->end, q->end, __ATOMIC_RELEASE);
+	run_clear(q);
+}
+
+/* The run that starts right behind @r's end (48 bytes of grid slack), if any. */
+static struct hpm_heap_run *run_behind(struct hpm_heap *h, const struct hpm_heap_run *r)
+{
+	for (uint32_t i = 0; i < h->nr_runs; i++) {
+		struct hpm_heap_run *q = &h->runs[i];
+
+		if (!run_empty(q) && q->start == grid_first(r->end) && q->base == r->end)
+			return q;
 	}
-	free_insert(h, e);
+	return NULL;
 }
 
 /*
@@ -393,44 +553,50 @@ static void run_extend(struct hpm_heap *h, struct hpm_heap_run *run,
  * 48 bytes at the front and 63 at the back of [va, va + len) go unused
  * (none of a 2 MiB page but the first 48 bytes of a run).
  */
-static int add_chunk(struct hpm_heap *h, uintptr_t va, size_t len)
+static int add_chunk(struct hpm_heap *h, uintptr_t va, size_t len, bool merge)
 {
 	uintptr_t end = (va + len) & ~(uintptr_t)(ELEM_GRAIN - 1);
 	uintptr_t start = grid_first(va);
+	struct hpm_heap_run *r = NULL, *q;
 
 	for (uint32_t i = 0; i < h->nr_runs; i++) {
-		struct hpm_heap_run *r = &h->runs[i];
+		struct hpm_heap_run *o = &h->runs[i];
 
-		if (va < r->end && va + len > r->start)
+		if (!run_empty(o) && va < o->end && va + len > o->base)
 			return hpm_fail(EINVAL);
 	}
-	for (uint32_t i = 0; i < h->nr_runs; i++) {
-		struct hpm_heap_run *r = &h->runs[i];
+	for (uint32_t i = 0; merge && i < h->nr_runs; i++) {
+		struct hpm_heap_run *o = &h->runs[i];
 
-		if (r->end == va && end > va && r->end - r->start + len <= RUN_MAX) {
-			run_extend(h, r, va, end - va);
+		if (!run_empty(o) && o->end == va && end > va &&
+		    o->end - o->start + len <= RUN_MAX) {
+			heap_bounds_widen(h, va, end);
+			run_extend(h, o, va, end - va);
 			h->total_bytes += end - va;
-			goto done;
+			r = o;
+			break;
 		}
 	}
-	if (end < start + ELEM_MIN + ELEM_HDR)
-		return hpm_fail(EINVAL);
-	if (h->nr_runs == HPM_HEAP_MAX_RUNS)
-		return hpm_fail(ENOSPC);
-	h->runs[h->nr_runs].start = start;
-	h->runs[h->nr_runs].end = end;
-	h->nr_runs++;
-	run_format(h, start, end - start);
-	h->total_bytes += end - start;
-done:
-	if (start < h->lo)
-		h->lo = start;
-	if (end > h->hi)
-		h->hi = end;
+	if (!r) {
+		if (end < start + ELEM_MIN + ELEM_HDR)
+			return hpm_fail(EINVAL);
+		r = run_slot(h);
+		if (!r)
+			return hpm_fail(ENOSPC);
+		/* Elements first, then the run that makes them reachable. */
+		run_format(h, start, end - start);
+		h->total_bytes += end - start;
+		heap_bounds_widen(h, start, end);
+		run_publish(h, r, start, end, va);
+	}
+	q = merge ? run_behind(h, r) : NULL;
+	if (q && (info_ld(elem_at(q->start)) & ELEM_F_FREE) &&
+	    q->end - r->start <= RUN_MAX)
+		run_join(h, r, q);
 	return 0;
 }
 
-int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len)
+static int add_memory(struct hpm_heap *h, void *va, size_t len, bool merge)
 {
 	uintptr_t a = (uintptr_t)va;
 	int ret = 0;
@@ -445,16 +611,289 @@ int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len)
 		/* Keep every piece a usable run: no sliver at the end. */
 		size_t n = len > RUN_MAX + 64 ? RUN_MAX : len;
 
-		ret = add_chunk(h, a, n);
+		ret = add_chunk(h, a, n, merge);
 		a += n;
 		len -= n;
 	}
 	heap_unlock(h);
+	/* Written only when it changes: lock-free readers (unit tests' table). */
 	if (!ret && hpm_heap_test_tbl && h >= hpm_heap_test_tbl &&
-	    h < hpm_heap_test_tbl + HPM_MAX_NODES)
+	    h < hpm_heap_test_tbl + HPM_MAX_NODES &&
+	    !(hpm_heap_test_mask & (1u << (h - hpm_heap_test_tbl))))
 		hpm_heap_test_mask |= 1u << (h - hpm_heap_test_tbl);
 	hpm_heap_epoch_bump();
 	return ret;
+}
+
+int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len)
+{
+	return add_memory(h, va, len, true);
+}
+
+int hpm_heap_add_memory_run(struct hpm_heap *h, void *va, size_t len)
+{
+	return add_memory(h, va, len, false);
+}
+
+static struct hpm_elem *free_scan(struct hpm_heap *h, size_t min,
+				  bool (*fit)(struct hpm_elem *e, void *arg), void *arg);
+
+struct span {
+	uintptr_t lo, hi;
+};
+
+static bool spans(struct hpm_elem *e, void *arg)
+{
+	const struct span *sp = arg;
+
+	return (uintptr_t)e <= sp->lo && (uintptr_t)e + elem_size(e) >= sp->hi;
+}
+
+/* The free block of @h that spans [lo, hi), or NULL. O(free blocks). */
+static struct hpm_elem *free_spanning(struct hpm_heap *h, uintptr_t lo, uintptr_t hi)
+{
+	struct span sp = { lo, hi };
+
+	return free_scan(h, hi - lo, spans, &sp);
+}
+
+int hpm_heap_remove_memory(struct hpm_heap *h, void *va, size_t len)
+{
+	uintptr_t a = (uintptr_t)va, b = a + len, lo, hi, rs = 0, es, ee;
+	struct hpm_heap_run *r = NULL, *slot = NULL;
+	bool left, right;
+	struct hpm_elem *e;
+	int ret = 0;
+
+	if (!h || h->magic != HPM_HEAP_MAGIC || !va || !len || b < a ||
+	    (len & (ELEM_HDR - 1)) || (a & (ELEM_HDR - 1)))
+		return hpm_fail(EINVAL);
+	/* Our own cached blocks would make the range look busy. */
+	hpm_heap_cache_flush();
+	heap_lock(h);
+	for (uint32_t i = 0; i < h->nr_runs; i++) {
+		struct hpm_heap_run *o = &h->runs[i];
+
+		if (run_empty(o) || a >= o->end || b <= o->base)
+			continue;
+		if (r) {
+			ret = -EINVAL;
+			goto out;
+		}
+		r = o;
+	}
+	if (!r) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (a < r->base || b > r->end ||
+	    (a != r->base && (a & (ELEM_GRAIN - 1))) ||
+	    (b != r->end && (b & (ELEM_GRAIN - 1)))) {
+		ret = -EINVAL;
+		goto out;
+	}
+	/* A piece in front keeps [start, a) with a sentinel at a - 16. */
+	left = a > r->base && a - ELEM_HDR > r->start;
+	/* A piece behind starts with a free block at rs and ends at r->end. */
+	if (b < r->end) {
+		rs = grid_first(b);
+		right = rs + ELEM_MIN + ELEM_HDR <= r->end;
+	} else {
+		right = false;
+	}
+	lo = left ? a - ELEM_HDR : r->start;
+	hi = right ? rs + ELEM_MIN : r->end - ELEM_HDR;
+	e = free_spanning(h, lo, hi);
+	if (!e || (!left && (uintptr_t)e != r->start)) {
+		ret = -EBUSY;
+		goto out;
+	}
+	if (left && right) {
+		slot = run_slot(h);
+		if (!slot) {
+			ret = -ENOSPC;
+			goto out;
+		}
+	}
+	es = (uintptr_t)e;
+	ee = es + elem_size(e);
+	free_remove(h, e);
+	h->total_bytes -= r->end - r->start;
+	if (right) {
+		struct hpm_elem *f = elem_at(rs), *next = elem_at(ee);
+
+		prev_st(f, 0);
+		elem_set(h, f, ee - rs, ELEM_F_FREE);
+		prev_st(next, ee - rs);
+		free_insert(h, f);
+		h->total_bytes += r->end - rs;
+	} else {
+		/* The old sentinel is in the range: no stale header left there. */
+		info_st(elem_at(r->end - ELEM_HDR), 0);
+	}
+	if (left) {
+		struct hpm_elem *s = elem_at(a - ELEM_HDR);
+
+		if (es < a - ELEM_HDR) {
+			prev_st(s, a - ELEM_HDR - es);
+			elem_set(h, s, ELEM_HDR, ELEM_F_SENTINEL | ELEM_F_PREV_FREE);
+			elem_set(h, e, a - ELEM_HDR - es, ELEM_F_FREE);
+			free_insert(h, e);
+		} else {
+			/* @e was at a - 16: its busy neighbour's size stays in prev_size. */
+			elem_set(h, s, ELEM_HDR, ELEM_F_SENTINEL);
+		}
+		h->total_bytes += a - r->start;
+	} else if (es >= a) {
+		info_st(e, 0);
+	}
+	/* Publish what stays before anything shrinks (see above). */
+	if (left && right) {
+		run_publish(h, slot, rs, r->end, b);
+		__atomic_store_n(&r->end, a, __ATOMIC_RELEASE);
+	} else if (left) {
+		__atomic_store_n(&r->end, a, __ATOMIC_RELEASE);
+	} else if (right) {
+		/* Only free bytes lay in front of rs: no live block moves out. */
+		__atomic_store_n(&r->base, b, __ATOMIC_RELEASE);
+		__atomic_store_n(&r->start, rs, __ATOMIC_RELEASE);
+	} else {
+		run_clear(r);
+	}
+out:
+	heap_unlock(h);
+	if (ret)
+		return hpm_fail(-ret);
+	hpm_heap_epoch_bump();
+	return 0;
+}
+
+/* ---- growth and trim hooks (process-local) ---- */
+
+static hpm_heap_grow_fn heap_grow_fn;
+static void *heap_grow_arg;
+static hpm_heap_trim_fn heap_trim_fn;
+static void *heap_trim_arg;
+static size_t heap_trim_page;
+/* Smallest free block worth a look: SIZE_MAX while no trim hook is set. */
+size_t hpm_heap_trim_min = SIZE_MAX;
+
+__thread struct hpm_heap *hpm_heap_trim_heap;
+static __thread uintptr_t trim_start, trim_end;
+
+void hpm_heap_set_grow_hook(hpm_heap_grow_fn grow, void *arg)
+{
+	heap_grow_arg = arg;
+	__atomic_store_n(&heap_grow_fn, grow, __ATOMIC_RELEASE);
+}
+
+int hpm_heap_grow(struct hpm_heap *h, size_t size, size_t align, size_t bound,
+		  unsigned int flags)
+{
+	hpm_heap_grow_fn grow = __atomic_load_n(&heap_grow_fn, __ATOMIC_ACQUIRE);
+
+	if (!grow || !h || h->socket >= HPM_MAX_NODES)
+		return -ENOMEM;
+	return grow(h, size, align, bound, flags, heap_grow_arg);
+}
+
+void hpm_heap_set_trim_hook(hpm_heap_trim_fn trim, size_t page_sz, void *arg)
+{
+	if (trim && (!page_sz || !HPM_IS_POW2(page_sz) || page_sz < 4096))
+		trim = NULL;
+	heap_trim_arg = arg;
+	heap_trim_page = page_sz;
+	__atomic_store_n(&heap_trim_fn, trim, __ATOMIC_RELEASE);
+	/* A page, its sentinel in front and a free block behind it. */
+	__atomic_store_n(&hpm_heap_trim_min, trim ? page_sz + 2 * ELEM_GRAIN : SIZE_MAX,
+			 __ATOMIC_RELAXED);
+}
+
+/*
+ * The whole pages of @pg bytes inside free block @e of run @r that
+ * hpm_heap_remove_memory() accepts, as [*a, *b); false when none.
+ */
+static bool free_block_pages(const struct hpm_heap_run *r, const struct hpm_elem *e,
+			     size_t pg, uintptr_t *a, uintptr_t *b)
+{
+	uintptr_t es = (uintptr_t)e, ee = es + elem_size(e);
+
+	/* From the run's first byte, or leaving room for a sentinel in front. */
+	*a = es == r->start && !(r->base & (pg - 1)) ? r->base :
+	     HPM_ALIGN_UP(es + ELEM_HDR, pg);
+	/* To the run's end, or leaving a free block and grid slack behind. */
+	if (ee + ELEM_HDR == r->end && !(r->end & (pg - 1)))
+		*b = r->end;
+	else if (ee > ELEM_HDR + 2 * ELEM_GRAIN)
+		*b = (ee - (ELEM_GRAIN - ELEM_HDR) - ELEM_MIN) & ~(uintptr_t)(pg - 1);
+	else
+		*b = 0;
+	return *b > *a;
+}
+
+/* hpm_heap_release() merged free block @e: note its pages for the hook. */
+static __hpm_cold void trim_note(struct hpm_heap *h, struct hpm_elem *e)
+{
+	const struct hpm_heap_run *r;
+	uintptr_t a, b;
+
+	if (h->socket >= HPM_MAX_NODES || !heap_trim_page)
+		return;
+	r = run_of_locked(h, (uintptr_t)e);
+	if (r && free_block_pages(r, e, heap_trim_page, &a, &b)) {
+		hpm_heap_trim_heap = h;
+		trim_start = a;
+		trim_end = b;
+	}
+}
+
+__hpm_cold void hpm_heap_trim_report(void)
+{
+	hpm_heap_trim_fn trim = __atomic_load_n(&heap_trim_fn, __ATOMIC_ACQUIRE);
+	struct hpm_heap *h = hpm_heap_trim_heap;
+
+	/* Cleared first: the hook's own heap calls must not report again. */
+	hpm_heap_trim_heap = NULL;
+	if (trim)
+		trim(h, (void *)trim_start, trim_end - trim_start, heap_trim_arg);
+}
+
+struct best_pages {
+	struct hpm_heap *h;
+	size_t pg;
+	uintptr_t a, b;
+};
+
+static bool note_pages(struct hpm_elem *e, void *arg)
+{
+	struct best_pages *bp = arg;
+	const struct hpm_heap_run *r = run_of_locked(bp->h, (uintptr_t)e);
+	uintptr_t a, b;
+
+	if (r && free_block_pages(r, e, bp->pg, &a, &b) && b - a > bp->b - bp->a) {
+		bp->a = a;
+		bp->b = b;
+	}
+	return false;	/* look at every block */
+}
+
+int hpm_heap_find_free_pages(struct hpm_heap *h, size_t page_sz, void **va,
+			     size_t *len)
+{
+	struct best_pages bp = { h, page_sz, 0, 0 };
+
+	if (!h || h->magic != HPM_HEAP_MAGIC || !va || !len ||
+	    !page_sz || !HPM_IS_POW2(page_sz))
+		return hpm_fail(EINVAL);
+	hpm_heap_cache_flush();
+	heap_lock(h);
+	free_scan(h, page_sz, note_pages, &bp);
+	heap_unlock(h);
+	if (bp.b <= bp.a)
+		return hpm_fail(ENOENT);
+	*va = (void *)bp.a;
+	*len = bp.b - bp.a;
+	return 0;
 }
 
 /* ---- allocation ---- */
@@ -511,17 +950,16 @@ static uintptr_t place(struct hpm_elem *e, size_t size, size_t need,
 }
 
 /*
- * Slow path for bounded or IOVA-contiguous requests: every free block that
- * is large enough is a candidate, since a constraint can reject any of
- * them. Linear in the number of free blocks; memzones, not malloc, use it.
+ * The first free block of @h, in bin order from the bin of @min bytes up,
+ * for which @fit says yes; NULL when none does. Linear in the number of
+ * free blocks: for constrained requests and memory removal, not malloc.
  */
-static struct hpm_elem *take_constrained(struct hpm_heap *h, size_t size,
-					 size_t need, size_t align,
-					 size_t bound, bool contig)
+static struct hpm_elem *free_scan(struct hpm_heap *h, size_t min,
+				  bool (*fit)(struct hpm_elem *e, void *arg), void *arg)
 {
 	unsigned int fl0, sl0;
 
-	mapping_insert(need, &fl0, &sl0);
+	mapping_insert(min, &fl0, &sl0);
 	for (unsigned int fl = fl0; fl < HPM_HEAP_FL_COUNT; fl++) {
 		uint32_t map = h->sl_bitmap[fl];
 
@@ -532,20 +970,46 @@ static struct hpm_elem *take_constrained(struct hpm_heap *h, size_t size,
 
 			map &= map - 1;
 			for (struct hpm_elem *e = h->free_list[fl][sl]; e;
-			     e = elem_links(e)->next) {
-				uintptr_t p;
-
-				if (elem_size(e) < need)
-					continue;
-				p = place(e, size, need, align, bound, contig);
-				if (p) {
-					free_remove(h, e);
-					return carve(h, e, p - ELEM_HDR, need);
-				}
-			}
+			     e = elem_links(e)->next)
+				if (fit(e, arg))
+					return e;
 		}
 	}
 	return NULL;
+}
+
+struct constrained {
+	size_t size, need, align, bound;
+	bool contig;
+	uintptr_t p;
+};
+
+static bool constrained_fits(struct hpm_elem *e, void *arg)
+{
+	struct constrained *c = arg;
+
+	if (elem_size(e) < c->need)
+		return false;
+	c->p = place(e, c->size, c->need, c->align, c->bound, c->contig);
+	return c->p != 0;
+}
+
+/*
+ * Slow path for bounded or IOVA-contiguous requests: every free block that
+ * is large enough is a candidate, since a constraint can reject any of
+ * them. Memzones, not malloc, use it.
+ */
+static struct hpm_elem *take_constrained(struct hpm_heap *h, size_t size,
+					 size_t need, size_t align,
+					 size_t bound, bool contig)
+{
+	struct constrained c = { size, need, align, bound, contig, 0 };
+	struct hpm_elem *e = free_scan(h, need, constrained_fits, &c);
+
+	if (!e)
+		return NULL;
+	free_remove(h, e);
+	return carve(h, e, c.p - ELEM_HDR, need);
 }
 
 /* A block of @search bytes from the bin that would hold it, scanning it. */
@@ -980,6 +1444,8 @@ static int validate_locked(struct hpm_heap *h)
 	CHECK(h->magic == HPM_HEAP_MAGIC, "bad heap magic %#x", h->magic);
 	CHECK(h->nr_runs <= HPM_HEAP_MAX_RUNS, "bad run count %u", h->nr_runs);
 	for (uint32_t i = 0; i < h->nr_runs; i++) {
+		if (run_empty(&h->runs[i]))
+			continue;
 		ret = validate_run(h, &h->runs[i], &fb, &fc, &bb, &bc);
 		if (ret)
 			return ret;
@@ -992,7 +1458,7 @@ static int validate_locked(struct hpm_heap *h)
 	      "live blocks %llu/%llu bytes, stats say %llu/%llu",
 	      (unsigned long long)bc, (unsigned long long)bb,
 	      (unsigned long long)h->alloc_count, (unsigned long long)h->alloc_bytes);
-	CHECK(fb + bb + (uint64_t)h->nr_runs * ELEM_HDR == h->total_bytes,
+	CHECK(fb + bb + (uint64_t)runs_live(h) * ELEM_HDR == h->total_bytes,
 	      "free %llu + live %llu + sentinels != total %llu",
 	      (unsigned long long)fb, (unsigned long long)bb,
 	      (unsigned long long)h->total_bytes);
@@ -1066,7 +1532,8 @@ __hpm_cold void hpm_heap_recover(struct hpm_heap *h, uint64_t dead)
 	h->free_bytes = h->alloc_bytes = 0;
 	h->free_count = h->alloc_count = 0;
 	for (uint32_t i = 0; i < h->nr_runs && !ret; i++)
-		ret = rebuild_run(h, &h->runs[i]);
+		if (!run_empty(&h->runs[i]))
+			ret = rebuild_run(h, &h->runs[i]);
 	if (!ret)
 		ret = validate_locked(h);
 	if (ret) {
@@ -1122,7 +1589,7 @@ int hpm_heap_stats(struct hpm_heap *h, struct hpm_heap_stats *st)
 	st->free_count = h->free_count;
 	st->alloc_count = h->alloc_count;
 	st->greatest_free = greatest_free(h);
-	st->runs = h->nr_runs;
+	st->runs = runs_live(h);
 	heap_unlock(h);
 	return 0;
 }

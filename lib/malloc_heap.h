@@ -33,9 +33,14 @@
 
 struct hpm_elem;
 
+/*
+ * A slot with start == end == 0 is empty (a run removed or joined into
+ * another); lookups match nothing there and additions reuse it.
+ */
 struct hpm_heap_run {
 	uintptr_t start;	/* first element header */
 	uintptr_t end;		/* one past the end sentinel */
+	uintptr_t base;		/* first byte given to the heap (<= start) */
 };
 
 /*
@@ -65,8 +70,8 @@ struct hpm_heap {
 	int32_t socket;
 	/* Differs on every hpm_heap_init(): thread caches of an older heap are stale. */
 	uint64_t instance;
-	uint32_t nr_runs;
-	/* Bounds of all runs, for a quick "is this ours" test. */
+	uint32_t nr_runs;	/* slots in use or once used (high-water mark) */
+	/* Bounds of all runs, for a quick "is this ours" test (may be wider). */
 	uintptr_t lo, hi;
 	struct hpm_heap_run runs[HPM_HEAP_MAX_RUNS];
 
@@ -78,16 +83,90 @@ struct hpm_heap {
 int hpm_heap_init(struct hpm_heap *h, int socket);
 
 /*
- * Give a VA-contiguous run of node memory to @h. @va and @len must be
+ * Give a VA-contiguous range of memory to @h. @va and @len must be
  * 16-byte aligned (the core passes 2 MiB runs) and @len at least 64 bytes;
- * a run that starts where an earlier one ends extends it. Element headers
- * sit on a grid (malloc_elem.h): up to 48 bytes at the front of a new run
- * and 63 at the end of any are not used, nor counted in the total. Call it before
- * other threads or processes use the heap. Returns 0, -EINVAL (bad
+ * the memory must be mapped at @va in every process that uses the heap
+ * before it is added. A range that starts where a run ends extends that
+ * run, and its free space merges with the free block at the run's end; a
+ * run that then ends where another begins is joined with it when the
+ * other's first block is free. Element headers sit on a grid
+ * (malloc_elem.h): up to 48 bytes at the front of a new run and 63 at the
+ * end of any are not used, nor counted in the total. Safe at any time:
+ * other threads and processes may allocate and free meanwhile (see
+ * "Adding and removing memory" in malloc_heap.c). Returns 0, -EINVAL (bad
  * arguments, overlap with the heap's memory) or -ENOSPC when the heap
  * tracks HPM_HEAP_MAX_RUNS separate ranges already.
  */
 int hpm_heap_add_memory(struct hpm_heap *h, void *va, size_t len);
+
+/* hpm_heap_add_memory() that never extends nor joins runs (one run per call). */
+int hpm_heap_add_memory_run(struct hpm_heap *h, void *va, size_t len);
+
+/*
+ * Take [@va, @va + @len) out of @h: it must lie in one run, start at the
+ * run's first byte or on a 64-byte boundary, end at the run's end or on a
+ * 64-byte boundary, and hold no allocated byte (blocks in thread caches
+ * count as allocated). The run shrinks, or is split in two: a piece left
+ * in front ends in a new sentinel, a piece behind starts with a free
+ * block, so the heap stays walkable and every live block keeps its run.
+ * Fewer than 128 bytes next to the range that could not form a piece on
+ * their own are taken out with it. Safe while other threads and
+ * processes allocate and free; the caller may unmap the range once this
+ * returns (and once every other process is done with it).
+ * 0; -EINVAL (bad arguments, range over several runs or outside the
+ * run's bytes); -ENOENT (no run overlaps it); -EBUSY (some byte of it is
+ * allocated, or a piece behind would begin with an allocated block);
+ * -ENOSPC (a split needs a run slot and all HPM_HEAP_MAX_RUNS are used).
+ * Nothing changes on failure.
+ */
+int hpm_heap_remove_memory(struct hpm_heap *h, void *va, size_t len);
+
+/*
+ * Growth on demand (issue #13). When hpm_heap_alloc() (and the malloc,
+ * memzone and mempool calls over it) cannot serve a request from a node
+ * heap -- the requested node for a strict request, the first node tried
+ * otherwise, after every allowed node failed -- it calls @grow with that
+ * heap and the request, WITHOUT the heap lock held (growing means system
+ * calls and adding memory, which takes the lock; the hook serialises
+ * growers itself). The hook returns 0 after it added memory to @h with
+ * hpm_heap_add_memory() (the request is then retried once, on every
+ * allowed node), or a negative errno (the request fails with ENOMEM).
+ * Several threads may call it at once for the same shortage: it should
+ * check whether another one grew the heap meanwhile. Process-local (a
+ * function pointer is not shared); external heaps never grow. NULL
+ * removes the hook.
+ */
+typedef int (*hpm_heap_grow_fn)(struct hpm_heap *h, size_t size, size_t align,
+				size_t bound, unsigned int flags, void *arg);
+void hpm_heap_set_grow_hook(hpm_heap_grow_fn grow, void *arg);
+
+/*
+ * Shrinking (issue #13). After a free in this process merged a free block
+ * of a node heap that holds at least one whole page of @page_sz bytes,
+ * @trim is called once the heap lock is dropped, on the freeing thread,
+ * with the page-aligned range in that block that hpm_heap_remove_memory()
+ * would accept (which may be several pages). The hook applies its policy
+ * (floor, hysteresis) and, to release pages, calls
+ * hpm_heap_remove_memory() on all or part of it: that call checks again
+ * under the lock, so a block allocated in between gives -EBUSY, never a
+ * corrupt heap. The hook must not free heap memory itself (no
+ * recursion). Cost on the free path when no hook is set or the merged
+ * block is smaller than a page: one compare. Process-local; external
+ * heaps are never reported. NULL removes the hook.
+ */
+typedef void (*hpm_heap_trim_fn)(struct hpm_heap *h, void *va, size_t len,
+				 void *arg);
+void hpm_heap_set_trim_hook(hpm_heap_trim_fn trim, size_t page_sz, void *arg);
+
+/*
+ * The largest page-aligned range of @page_sz pages that
+ * hpm_heap_remove_memory() would accept in @h right now, in *@va and
+ * *@len: 0, or -ENOENT when no free block holds a whole page. A snapshot:
+ * the range may be allocated before the caller removes it (-EBUSY then).
+ * Takes the lock; flushes the caller's thread cache first.
+ */
+int hpm_heap_find_free_pages(struct hpm_heap *h, size_t page_sz, void **va,
+			     size_t *len);
 
 /*
  * Allocate @size bytes aligned to @align (power of two, 0 = 16) that do not

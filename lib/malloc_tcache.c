@@ -429,22 +429,30 @@ static __attribute__((noinline)) void *heap_alloc_slow(int socket, size_t size,
 	need = elem_need(size);
 
 	first = socket == HPM_SOCKET_ANY ? local_socket(mask) : socket;
-	if (first >= 0 && first < HPM_MAX_NODES && (mask & (1u << first))) {
-		if (align == ELEM_ALIGN && !bound && !(flags & HPM_HEAP_F_CONTIG) &&
-		    need < TC_MAX_NEED)
-			p = tc_get(&tbl[first], first, need);
-		if (!p)
-			p = hpm_heap_take(&tbl[first], size, need, align, bound,
-					  flags);
-		mask &= ~(1u << first);
-	}
-	if (!p && socket != HPM_SOCKET_ANY && (flags & HPM_HEAP_F_STRICT))
-		mask = 0;
-	while (!p && mask) {
-		int s = __builtin_ctz(mask);
+	for (int tries = 0; !p && tries < 2; tries++) {
+		uint32_t m = mask;
 
-		mask &= mask - 1;
-		p = hpm_heap_take(&tbl[s], size, need, align, bound, flags);
+		if (first >= 0 && first < HPM_MAX_NODES && (m & (1u << first))) {
+			if (align == ELEM_ALIGN && !bound && !(flags & HPM_HEAP_F_CONTIG) &&
+			    need < TC_MAX_NEED)
+				p = tc_get(&tbl[first], first, need);
+			if (!p)
+				p = hpm_heap_take(&tbl[first], size, need, align, bound,
+						  flags);
+			m &= ~(1u << first);
+		}
+		if (!p && socket != HPM_SOCKET_ANY && (flags & HPM_HEAP_F_STRICT))
+			m = 0;
+		while (!p && m) {
+			int s = __builtin_ctz(m);
+
+			m &= m - 1;
+			p = hpm_heap_take(&tbl[s], size, need, align, bound, flags);
+		}
+		/* Nothing anywhere allowed: grow the first node's heap, then retry once. */
+		if (!p && (tries || first < 0 || first >= HPM_MAX_NODES ||
+			   hpm_heap_grow(&tbl[first], size, align, bound, flags)))
+			break;
 	}
 	if (unlikely(!p))
 		return hpm_fail_ptr(ENOMEM);
