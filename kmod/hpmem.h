@@ -10,6 +10,7 @@
 #include <linux/mutex.h>
 #include <linux/refcount.h>
 #include <linux/rhashtable-types.h>
+#include <linux/rwsem.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <linux/xarray.h>
@@ -25,8 +26,11 @@
  * counters, and every pool's free list and counters. It nests inside
  * mmap_lock (VMA open/close take it), so nothing that holds it may fault on
  * user memory or take an mmap_lock: user copies and RLIMIT_MEMLOCK
- * accounting happen outside it. The fault path takes no lock at all: a
- * region's pages only grow while it is mapped, and xa_load() is RCU-safe.
+ * accounting happen outside it. The fault path does not take it: it looks
+ * pages up with xa_load() (RCU-safe) under the region's fault_lock, read
+ * side, which HPMEM_IOC_REGION_RELEASE takes for writing around removing
+ * pages (see hpmem_fault_lock()). Order: mmap_lock, fault_lock, hpmem_lock;
+ * nothing is zapped (i_mmap_rwsem) under either of the last two.
  */
 extern struct mutex hpmem_lock;
 
@@ -93,9 +97,17 @@ struct hpmem_region_key {
  *        rises from zero
  * @maps: one plus the VMAs mapping it (biased so that the first mmap does
  *        not raise a refcount_t from zero); see hpmem_region_mapped()
- * @nr_pages: pages in it, at offsets 0 .. @nr_pages - 1
+ * @nr_pages: pages in it (present; a sparse region's holes do not count)
+ * @end: one past the highest index that holds a page (0 when empty):
+ *       where GROW without HPMEM_GROW_AT appends; @nr_pages unless sparse
+ * @max_pages: slots reserved at creation, 0 for a region without holes
+ *             (see DOC: sparse regions); never changes
  * @node_pages: pages in it per node, nr_node_ids entries
  * @pages: page index -> struct page * (head of the compound page)
+ * @fault_lock: faults hold it shared from looking a page up to mapping it,
+ *              a release exclusive while it removes pages
+ * @files: the inodes behind the f_mapping of the attached files (the
+ *         mappings a release zaps), by an id kept in their i_private
  * @charges: struct hpmem_charge, one per user whose RLIMIT_MEMLOCK the
  *           pages count against
  */
@@ -108,8 +120,12 @@ struct hpmem_region {
 	refcount_t refs;
 	refcount_t maps;
 	unsigned long nr_pages;
+	unsigned long end;
+	unsigned long max_pages;
 	unsigned long *node_pages;
 	struct xarray pages;
+	struct rw_semaphore fault_lock;
+	struct xarray files;
 	struct list_head charges;
 };
 
@@ -137,15 +153,19 @@ struct hpmem_charge *hpmem_charge_new(unsigned long nr);
 void hpmem_charge_cancel(struct hpmem_charge *charge);
 void hpmem_charge_add(struct list_head *charges, struct hpmem_charge *charge);
 void hpmem_charges_release(struct list_head *charges, struct list_head *busy);
+void hpmem_charges_drop(struct list_head *charges, unsigned long nr,
+			struct list_head *busy);
 void hpmem_page_uncharge(struct page *page);
 
 /* region.c */
 int hpmem_region_init(void);
-int hpmem_region_create(struct file *file, const char *name, u32 flags);
+int hpmem_region_create(struct file *file, const char *name, u32 flags,
+			u64 max_pages);
 int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
-			u32 uid, u32 *flags, u64 *nr_pages);
+			u32 uid, u32 *flags, u64 *nr_pages, u64 *max_pages);
 int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
-		      u64 *offset);
+		      u32 flags, u64 *offset);
+int hpmem_region_release_pages(struct file *file, u64 first, u64 nr);
 int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 		      u32 *nr_segs);
 int hpmem_region_destroy(const char *name, u32 name_flags, u32 uid);
@@ -162,7 +182,8 @@ bool hpmem_caller_sees_addrs(struct hpmem_region *region);
 /* mmap.c */
 int hpmem_mmap_init(void);
 void hpmem_mmap_exit(void);
-void hpmem_mmap_open(struct file *file);
+int hpmem_mmap_open(struct file *file);
+void hpmem_mmap_close(struct file *file);
 int hpmem_mmap(struct file *file, struct vm_area_struct *vma);
 unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
 				      unsigned long len, unsigned long pgoff,

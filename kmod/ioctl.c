@@ -124,7 +124,8 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES |
 			 HPMEM_FEAT_UID_NAMES | HPMEM_FEAT_REGION_LIST |
 			 HPMEM_FEAT_DIRTY_PAGES | HPMEM_FEAT_LIST_DMA_PINNED |
-			 HPMEM_FEAT_LIST_OWN | HPMEM_FEAT_DMABUF;
+			 HPMEM_FEAT_LIST_OWN | HPMEM_FEAT_SPARSE |
+			 HPMEM_FEAT_DMABUF;
 	if (HPMEM_HAVE_PMD_MAP)
 		info->features |= HPMEM_FEAT_PMD_MAP;
 	info->nr_node_ids = nr_node_ids;
@@ -181,7 +182,9 @@ static int hpmem_cmd_region_create(struct file *file, void *arg)
 	ret = hpmem_name_check(rc->name);
 	if (ret)
 		return ret;
-	return hpmem_region_create(file, rc->name, rc->flags);
+	if (rc->max_pages > HPMEM_REGION_MAX_PAGES)
+		return -ENOSPC;
+	return hpmem_region_create(file, rc->name, rc->flags, rc->max_pages);
 }
 
 static int hpmem_cmd_region_attach(struct file *file, void *arg)
@@ -197,16 +200,31 @@ static int hpmem_cmd_region_attach(struct file *file, void *arg)
 		return ret;
 	ra->__reserved = 0;
 	return hpmem_region_attach(file, ra->name, ra->flags, ra->uid,
-				   &ra->region_flags, &ra->nr_pages);
+				   &ra->region_flags, &ra->nr_pages,
+				   &ra->max_pages);
 }
 
 static int hpmem_cmd_region_grow(struct file *file, void *arg)
 {
 	struct hpmem_region_grow *rg = arg;
 
-	if (rg->flags || rg->__reserved || !rg->nr_pages)
+	if (rg->flags & ~HPMEM_GROW_AT || rg->__reserved || !rg->nr_pages)
 		return -EINVAL;
-	return hpmem_region_grow(file, rg->node, rg->nr_pages, &rg->offset);
+	if (rg->flags & HPMEM_GROW_AT && rg->offset & (HPMEM_PAGE_SIZE - 1))
+		return -EINVAL;
+	return hpmem_region_grow(file, rg->node, rg->nr_pages, rg->flags,
+				 &rg->offset);
+}
+
+static int hpmem_cmd_region_release(struct file *file, void *arg)
+{
+	struct hpmem_region_release *rr = arg;
+
+	if (rr->flags || !rr->nr_pages || rr->offset & (HPMEM_PAGE_SIZE - 1))
+		return -EINVAL;
+	return hpmem_region_release_pages(file,
+					  rr->offset >> HPMEM_PAGE_SHIFT,
+					  rr->nr_pages);
 }
 
 static int hpmem_cmd_region_segs(struct file *file, void *arg)
@@ -279,6 +297,7 @@ union hpmem_ioctl_buf {
 	struct hpmem_region_segs region_segs;
 	struct hpmem_region_destroy region_destroy;
 	struct hpmem_region_list region_list;
+	struct hpmem_region_release region_release;
 	struct hpmem_region_export region_export;
 };
 
@@ -425,6 +444,13 @@ static const struct hpmem_ioctl_op hpmem_ioctl_ops[] = {
 		.ioctl_num = HPMEM_IOC_REGION_LIST,
 		.out = true,
 		.execute = hpmem_cmd_region_list,
+	},
+	[HPMEM_CMD_REGION_RELEASE - HPMEM_CMD_BASE] = {
+		.size = sizeof(struct hpmem_region_release),
+		.min_size = offsetofend(struct hpmem_region_release, nr_pages),
+		.ioctl_num = HPMEM_IOC_REGION_RELEASE,
+		.out = false,
+		.execute = hpmem_cmd_region_release,
 	},
 	/* Commits: the new fd must reach userspace, so no EFAULT after it. */
 	[HPMEM_CMD_REGION_EXPORT - HPMEM_CMD_BASE] = {

@@ -52,13 +52,13 @@ static int hpmem_open(struct inode *inode, struct file *file)
 {
 	/* private_data: the attached region, none yet */
 	file->private_data = NULL;
-	hpmem_mmap_open(file);
-	return 0;
+	return hpmem_mmap_open(file);
 }
 
 static int hpmem_release(struct inode *inode, struct file *file)
 {
 	hpmem_region_release(file);
+	hpmem_mmap_close(file);
 	return 0;
 }
 

@@ -122,20 +122,18 @@ void hpmem_charge_add(struct list_head *charges, struct hpmem_charge *charge)
 	list_add_tail(&charge->link, charges);
 }
 
-/**
- * hpmem_charges_release() - a region died: settle its charges
- * @charges: the region's struct hpmem_charge list, emptied
- * @busy: its pages that are still referenced outside hpmem (on ->lru)
- *
+/*
  * Every busy page keeps one page's worth of a charge, and a reference to
  * that charge's user in page->private (the pool owns these pages and no
- * one else uses the field), until hpmem_page_uncharge(). The rest is
- * uncharged now. Pages grown with CAP_IPC_LOCK were never charged, so a
- * busy page may be left with no user.
+ * one else uses the field), until hpmem_page_uncharge(). Pages grown with
+ * CAP_IPC_LOCK were never charged, so a busy page may be left with no
+ * user. Returns the number of busy pages.
  */
-void hpmem_charges_release(struct list_head *charges, struct list_head *busy)
+static unsigned long hpmem_charges_to_busy(struct list_head *charges,
+					   struct list_head *busy)
 {
-	struct hpmem_charge *charge, *tmp;
+	struct hpmem_charge *charge;
+	unsigned long n = 0;
 	struct page *page;
 
 	page = list_first_entry_or_null(busy, struct page, lru);
@@ -148,6 +146,56 @@ void hpmem_charges_release(struct list_head *charges, struct list_head *busy)
 					 (unsigned long)get_uid(charge->user));
 		}
 	}
+	list_for_each_entry(page, busy, lru)
+		n++;
+	return n;
+}
+
+/**
+ * hpmem_charges_drop() - pages left a live region (a release)
+ * @charges: the region's struct hpmem_charge list
+ * @nr: hpmem pages that left, busy ones included
+ * @busy: of those, the ones still referenced outside hpmem (on ->lru)
+ *
+ * The busy pages take their charges with them (see hpmem_charges_to_busy()),
+ * the others' are uncharged now, from whichever users the region's pages
+ * are charged to: which page a user grew is not recorded, only how many.
+ * Caller holds hpmem_lock (a grow may add to @charges).
+ */
+void hpmem_charges_drop(struct list_head *charges, unsigned long nr,
+			struct list_head *busy)
+{
+	struct hpmem_charge *charge, *tmp;
+	unsigned long left, n;
+
+	lockdep_assert_held(&hpmem_lock);
+	n = hpmem_charges_to_busy(charges, busy);
+	left = (nr - min(nr, n)) << HPMEM_ORDER;
+	list_for_each_entry_safe(charge, tmp, charges, link) {
+		n = min(left, charge->pages);
+		hpmem_user_uncharge(charge->user, n);
+		charge->pages -= n;
+		left -= n;
+		if (!charge->pages) {
+			list_del(&charge->link);
+			hpmem_charge_free(charge);
+		}
+	}
+}
+
+/**
+ * hpmem_charges_release() - a region died: settle its charges
+ * @charges: the region's struct hpmem_charge list, emptied
+ * @busy: its pages that are still referenced outside hpmem (on ->lru)
+ *
+ * Busy pages keep a charge each (see hpmem_charges_to_busy()); the rest is
+ * uncharged now.
+ */
+void hpmem_charges_release(struct list_head *charges, struct list_head *busy)
+{
+	struct hpmem_charge *charge, *tmp;
+
+	hpmem_charges_to_busy(charges, busy);
 	list_for_each_entry_safe(charge, tmp, charges, link) {
 		list_del(&charge->link);
 		hpmem_charge_cancel(charge);

@@ -18,12 +18,17 @@
 #define HPMEM_FS_MAGIC	0x68706d65	/* "hpme" */
 
 /*
- * Every open file's f_mapping points at this inode: its S_DAX flag is what
- * makes 6.1 offer our VM_PFNMAP VMAs to ->huge_fault() (vma_is_dax()), as
- * device-dax does, and all openers share one address_space.
+ * Every open file gets an inode of its own on this mount, behind its
+ * f_mapping: its S_DAX flag is what makes 6.1 offer our VM_PFNMAP VMAs to
+ * ->huge_fault() (vma_is_dax()), as device-dax does, and its address_space
+ * tracks the VMAs of that file only, so that releasing a region's pages
+ * (unmap_mapping_range() on each attached file's mapping) zaps that
+ * region's mappings and no other region's. One per file rather than one
+ * per region because f_mapping is read by mmap() before ->mmap() runs (the
+ * writable-mapping count): it must not change after open, when the file
+ * has no region yet.
  */
 static struct vfsmount *hpmem_mnt;
-static struct inode *hpmem_inode;
 
 static int hpmem_fs_init_fs_context(struct fs_context *fc)
 {
@@ -42,29 +47,57 @@ int hpmem_mmap_init(void)
 	BUILD_BUG_ON(PMD_SHIFT != HPMEM_PAGE_SHIFT);
 
 	hpmem_mnt = kern_mount(&hpmem_fs_type);
-	if (IS_ERR(hpmem_mnt))
-		return PTR_ERR(hpmem_mnt);
-	hpmem_inode = alloc_anon_inode(hpmem_mnt->mnt_sb);
-	if (IS_ERR(hpmem_inode)) {
-		kern_unmount(hpmem_mnt);
-		return PTR_ERR(hpmem_inode);
-	}
-	hpmem_inode->i_flags |= S_DAX;
-	return 0;
+	return PTR_ERR_OR_ZERO(hpmem_mnt);
 }
 
 void hpmem_mmap_exit(void)
 {
-	iput(hpmem_inode);
 	kern_unmount(hpmem_mnt);
 }
 
-void hpmem_mmap_open(struct file *file)
+int hpmem_mmap_open(struct file *file)
 {
-	file->f_mapping = hpmem_inode->i_mapping;
+	struct inode *inode = alloc_anon_inode(hpmem_mnt->mnt_sb);
+
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	inode->i_flags |= S_DAX;
+	file->f_mapping = inode->i_mapping;
 	file->f_wb_err = filemap_sample_wb_err(file->f_mapping);
+	return 0;
 }
 
+/* The file is closing: no VMA maps it any more. */
+void hpmem_mmap_close(struct file *file)
+{
+	iput(file->f_mapping->host);
+}
+
+/*
+ * Why faults take the region's fault_lock (shared) around lookup and
+ * insert: HPMEM_IOC_REGION_RELEASE takes it exclusive around removing
+ * pages from the region, then zaps them from every mapping. A fault that
+ * found the page before the removal has inserted it before the exclusive
+ * lock is granted, so the zap that follows takes it out again; a fault
+ * after the removal finds a hole. Without the lock, a fault could look the
+ * page up, lose the CPU across the removal and the zap, and then map a
+ * page that is back in the pool, for as long as the VMA lives.
+ */
+static void hpmem_fault_lock(struct vm_fault *vmf)
+{
+	struct hpmem_region *region = vmf->vma->vm_private_data;
+
+	down_read(&region->fault_lock);
+}
+
+static void hpmem_fault_unlock(struct vm_fault *vmf)
+{
+	struct hpmem_region *region = vmf->vma->vm_private_data;
+
+	up_read(&region->fault_lock);
+}
+
+/* The page behind @pgoff, or NULL for a hole; under hpmem_fault_lock(). */
 static struct page *hpmem_fault_page(struct vm_fault *vmf, pgoff_t pgoff)
 {
 	struct hpmem_region *region = vmf->vma->vm_private_data;
@@ -77,6 +110,7 @@ vm_fault_t hpmem_pmd_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	unsigned long haddr = vmf->address & PMD_MASK;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
 	struct page *page;
 	pgoff_t pgoff;
 
@@ -86,35 +120,49 @@ vm_fault_t hpmem_pmd_fault(struct vm_fault *vmf)
 	/* Moved by mremap() off a 2 MiB boundary: 4 KiB PTEs still work. */
 	if (pgoff & (HPMEM_SUBPAGES - 1))
 		return VM_FAULT_FALLBACK;
+	hpmem_fault_lock(vmf);
 	page = hpmem_fault_page(vmf, pgoff);
-	if (!page)
-		return VM_FAULT_SIGBUS;
-	return vmf_insert_pfn_pmd(vmf, hpmem_pmd_pfn_t(page_to_pfn(page)),
-				  vmf->flags & FAULT_FLAG_WRITE);
+	if (page)
+		ret = vmf_insert_pfn_pmd(vmf,
+					 hpmem_pmd_pfn_t(page_to_pfn(page)),
+					 vmf->flags & FAULT_FLAG_WRITE);
+	hpmem_fault_unlock(vmf);
+	return ret;
 }
 
 /* 4 KiB faults of a huge region: a VMA too small or misaligned for PMDs. */
 static vm_fault_t hpmem_pfn_fault(struct vm_fault *vmf)
 {
-	struct page *page = hpmem_fault_page(vmf, vmf->pgoff);
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	struct page *page;
 
-	if (!page)
-		return VM_FAULT_SIGBUS;
-	page = nth_page(page, vmf->pgoff & (HPMEM_SUBPAGES - 1));
-	return vmf_insert_pfn(vmf->vma, vmf->address & PAGE_MASK,
-			      page_to_pfn(page));
+	hpmem_fault_lock(vmf);
+	page = hpmem_fault_page(vmf, vmf->pgoff);
+	if (page) {
+		page = nth_page(page, vmf->pgoff & (HPMEM_SUBPAGES - 1));
+		ret = vmf_insert_pfn(vmf->vma, vmf->address & PAGE_MASK,
+				     page_to_pfn(page));
+	}
+	hpmem_fault_unlock(vmf);
+	return ret;
 }
 
-/* A pinnable region's PTE was zapped (MADV_DONTNEED): map the page again. */
+/*
+ * A pinnable region's PTE was zapped (MADV_DONTNEED, a release), or never
+ * filled (a sparse region's, see hpmem_mmap()): map the 4 KiB page.
+ */
 static vm_fault_t hpmem_page_fault(struct vm_fault *vmf)
 {
-	struct page *page = hpmem_fault_page(vmf, vmf->pgoff);
-	int ret;
+	struct page *page;
+	int ret = -EFAULT;
 
-	if (!page)
-		return VM_FAULT_SIGBUS;
-	page = nth_page(page, vmf->pgoff & (HPMEM_SUBPAGES - 1));
-	ret = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
+	hpmem_fault_lock(vmf);
+	page = hpmem_fault_page(vmf, vmf->pgoff);
+	if (page) {
+		page = nth_page(page, vmf->pgoff & (HPMEM_SUBPAGES - 1));
+		ret = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
+	}
+	hpmem_fault_unlock(vmf);
 	if (ret == -ENOMEM)
 		return VM_FAULT_OOM;
 	/* -EBUSY: another thread mapped it first */
@@ -194,7 +242,7 @@ int hpmem_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	unsigned long len = vma->vm_end - vma->vm_start;
 	struct hpmem_region *region;
-	u64 first, count;
+	u64 first, count, limit;
 	int ret = 0;
 
 	mutex_lock(&hpmem_lock);
@@ -214,9 +262,11 @@ int hpmem_mmap(struct file *file, struct vm_area_struct *vma)
 		ret = -EINVAL;
 		goto out_unlock;
 	}
+	/* A sparse region maps its reservation, holes included. */
+	limit = region->max_pages ?: region->nr_pages;
 	first = vma->vm_pgoff >> HPMEM_ORDER;
 	count = len >> HPMEM_PAGE_SHIFT;
-	if (first > region->nr_pages || count > region->nr_pages - first) {
+	if (first > limit || count > limit - first) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}
@@ -231,9 +281,16 @@ out_unlock:
 		hpmem_vm_flags_set(vma, VM_MIXEDMAP | VM_DONTEXPAND |
 				   VM_DONTDUMP);
 		vma->vm_ops = &hpmem_pinnable_vm_ops;
-		ret = hpmem_insert_pages(vma, region);
-		if (ret)
-			return ret;
+		/*
+		 * Not for a sparse region: the VMA joins the file's mapping
+		 * only after ->mmap(), so a release meanwhile could not zap
+		 * what was inserted here. Its pages fault in instead.
+		 */
+		if (!region->max_pages) {
+			ret = hpmem_insert_pages(vma, region);
+			if (ret)
+				return ret;
+		}
 	} else {
 		hpmem_vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND |
 				   VM_DONTDUMP | VM_HUGEPAGE);

@@ -8,6 +8,7 @@
 #include <linux/err.h>
 #include <linux/list_sort.h>
 #include <linux/module.h>
+#include <linux/pagemap.h>
 #include <linux/random.h>
 #include <linux/rhashtable.h>
 #include <linux/sizes.h>
@@ -229,15 +230,48 @@ static void hpmem_region_free(struct hpmem_region *region)
 	mutex_unlock(&hpmem_lock);
 
 	xa_destroy(&region->pages);
+	WARN_ON_ONCE(!xa_empty(&region->files));
+	xa_destroy(&region->files);
 	kfree(region->node_pages);
 	kfree(region);
+}
+
+/*
+ * @file's mapping joins those a release zaps; before the file can map the
+ * region (its private_data is set after). Caller holds hpmem_lock.
+ */
+static int hpmem_region_add_file(struct hpmem_region *region,
+				 struct file *file)
+{
+	struct inode *inode = file->f_mapping->host;
+	u32 id;
+	int ret;
+
+	lockdep_assert_held(&hpmem_lock);
+	ret = xa_alloc(&region->files, &id, inode, xa_limit_32b,
+		       GFP_KERNEL_ACCOUNT);
+	if (ret)
+		return ret;
+	inode->i_private = (void *)(unsigned long)id;
+	return 0;
+}
+
+/* The file is closing: it has no VMA left. Caller holds hpmem_lock. */
+static void hpmem_region_del_file(struct hpmem_region *region,
+				  struct file *file)
+{
+	struct inode *inode = file->f_mapping->host;
+
+	lockdep_assert_held(&hpmem_lock);
+	xa_erase(&region->files, (unsigned long)inode->i_private);
 }
 
 /*
  * What users create is charged to their memory cgroup (__GFP_ACCOUNT): the
  * region, its per-node counts and its page xarray's nodes.
  */
-int hpmem_region_create(struct file *file, const char *name, u32 flags)
+int hpmem_region_create(struct file *file, const char *name, u32 flags,
+			u64 max_pages)
 {
 	/* Selects whether the cap applies; refuses nothing: not audited. */
 	bool limited = !ns_capable_noaudit(&init_user_ns, CAP_SYS_ADMIN);
@@ -257,11 +291,14 @@ int hpmem_region_create(struct file *file, const char *name, u32 flags)
 	region->key.uid = current_euid();
 	strscpy(region->key.name, name, sizeof(region->key.name));
 	region->flags = flags;
+	region->max_pages = max_pages;
 	/* The file, and the name table for a persistent region. */
 	refcount_set(&region->refs,
 		     flags & HPMEM_REGION_PERSISTENT ? 2 : 1);
 	refcount_set(&region->maps, 1);
 	xa_init_flags(&region->pages, XA_FLAGS_ACCOUNT);
+	init_rwsem(&region->fault_lock);
+	xa_init_flags(&region->files, XA_FLAGS_ALLOC | XA_FLAGS_ACCOUNT);
 	INIT_LIST_HEAD(&region->charges);
 
 	mutex_lock(&hpmem_lock);
@@ -272,15 +309,23 @@ int hpmem_region_create(struct file *file, const char *name, u32 flags)
 	else
 		ret = hpmem_user_regions_inc(region->key.uid, limited);
 	if (!ret) {
-		ret = hpmem_region_link(region);
+		ret = hpmem_region_add_file(region, file);
 		if (ret)
 			hpmem_user_regions_dec(region->key.uid);
+	}
+	if (!ret) {
+		ret = hpmem_region_link(region);
+		if (ret) {
+			hpmem_region_del_file(region, file);
+			hpmem_user_regions_dec(region->key.uid);
+		}
 	}
 	if (!ret)
 		file->private_data = region;
 	mutex_unlock(&hpmem_lock);
 
 	if (ret) {
+		xa_destroy(&region->files);
 		kfree(region->node_pages);
 		kfree(region);
 	}
@@ -288,7 +333,7 @@ int hpmem_region_create(struct file *file, const char *name, u32 flags)
 }
 
 int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
-			u32 uid, u32 *flags, u64 *nr_pages)
+			u32 uid, u32 *flags, u64 *nr_pages, u64 *max_pages)
 {
 	struct hpmem_region_key key;
 	struct hpmem_region *region;
@@ -303,71 +348,92 @@ int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
 		ret = -EALREADY;
 	else if (!region)
 		ret = -ENOENT;
+	else
+		ret = hpmem_region_add_file(region, file);
 	if (!ret) {
 		refcount_inc(&region->refs);
 		file->private_data = region;
 		*flags = region->flags;
 		*nr_pages = region->nr_pages;
+		*max_pages = region->max_pages;
 	}
 	mutex_unlock(&hpmem_lock);
 	return ret;
 }
 
 /*
- * Shuffles the @nr pages just stored from index @base (Fisher-Yates).
- * Replacing present entries allocates nothing, so this cannot fail.
+ * The slots a grow fills: from @first with HPMEM_GROW_AT (all holes, else
+ * EEXIST), else after the highest present page. Within @max_pages of a
+ * sparse region, HPMEM_REGION_MAX_PAGES of any (ENOSPC). Caller holds
+ * hpmem_lock; checked again whenever it was dropped.
  */
-static void hpmem_region_shuffle(struct hpmem_region *region,
-				 unsigned long base, unsigned long nr)
+static int hpmem_region_fit(struct hpmem_region *region, bool at,
+			    unsigned long first, unsigned long nr,
+			    unsigned long *base)
 {
-	struct page *a, *b;
-	unsigned long i, j;
+	unsigned long limit = region->max_pages ?: HPMEM_REGION_MAX_PAGES;
+	unsigned long index = first;
 
-	for (i = nr - 1; i > 0; i--) {
-		j = get_random_u32_below(i + 1);
-		if (i == j)
-			continue;
-		a = xa_load(&region->pages, base + i);
-		b = xa_load(&region->pages, base + j);
-		xa_store(&region->pages, base + i, b, GFP_KERNEL);
-		xa_store(&region->pages, base + j, a, GFP_KERNEL);
-	}
+	lockdep_assert_held(&hpmem_lock);
+	if (!at)
+		first = region->end;
+	if (first >= limit || nr > limit - first)
+		return -ENOSPC;
+	if (at && xa_find(&region->pages, &index, first + nr - 1, XA_PRESENT))
+		return -EEXIST;
+	*base = first;
+	return 0;
 }
 
 /*
- * Adds @pages (ascending pfn, all of one node) at the region's end: in
- * that order for a caller who may see addresses (the library finds
+ * Puts @pages (@nr, ascending pfn, all of one node) at indices @base on:
+ * in that order for a caller who may see addresses (the library finds
  * IOVA-contiguous runs by offset), shuffled for others, to whom the order
  * of offsets would otherwise disclose the physical order of the pages.
+ * The slots are reserved first, so that no store can fail once the first
+ * page is visible: a fault may map a page as soon as it is stored (a
+ * sparse region's mapping covers holes), so a page must never be stored
+ * and then taken back, nor moved by the shuffle. @vec has room for @nr.
  */
-static int hpmem_region_append(struct hpmem_region *region,
-			       struct list_head *pages, bool addrs)
+static int hpmem_region_place(struct hpmem_region *region,
+			      struct list_head *pages, unsigned long nr,
+			      unsigned long base, struct page **vec, bool addrs)
 {
-	unsigned long index = region->nr_pages;
+	unsigned long i = 0, j;
 	struct page *page;
 	int ret;
 
-	list_for_each_entry(page, pages, lru) {
-		ret = xa_err(xa_store(&region->pages, index, page, GFP_KERNEL));
+	lockdep_assert_held(&hpmem_lock);
+	for (i = 0; i < nr; i++) {
+		ret = xa_reserve(&region->pages, base + i, GFP_KERNEL);
 		if (ret) {
-			while (index-- > region->nr_pages)
-				xa_erase(&region->pages, index);
+			while (i--)
+				xa_release(&region->pages, base + i);
 			return ret;
 		}
-		index++;
 	}
-	if (!addrs && index - region->nr_pages > 1)
-		hpmem_region_shuffle(region, region->nr_pages,
-				     index - region->nr_pages);
+	i = 0;
+	list_for_each_entry(page, pages, lru)
+		vec[i++] = page;
+	/* Fisher-Yates */
+	for (i = nr - 1; !addrs && i > 0; i--) {
+		j = get_random_u32_below(i + 1);
+		swap(vec[i], vec[j]);
+	}
+	for (i = 0; i < nr; i++)
+		xa_store(&region->pages, base + i, vec[i], GFP_KERNEL);
 	return 0;
 }
 
 int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
-		      u64 *offset)
+		      u32 flags, u64 *offset)
 {
 	struct hpmem_pool *pool = hpmem_pool_get(node);
+	bool at = flags & HPMEM_GROW_AT;
+	unsigned long first = 0, base;
 	struct hpmem_charge *charge;
 	struct hpmem_region *region;
+	struct page **vec;
 	LIST_HEAD(pages);
 	LIST_HEAD(dirty);
 	bool addrs;
@@ -380,19 +446,30 @@ int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 		return -EBADFD;
 	if (nr > HPMEM_REGION_MAX_PAGES)
 		return -ENOSPC;
+	/* @max_pages never changes: no lock needed to read it. */
+	if (at) {
+		if (!region->max_pages)
+			return -EINVAL;
+		first = min_t(u64, *offset >> HPMEM_PAGE_SHIFT,
+			      HPMEM_REGION_MAX_PAGES);
+	}
 	addrs = hpmem_caller_sees_addrs(region);
 
+	vec = kvmalloc_array(nr, sizeof(*vec), GFP_KERNEL_ACCOUNT);
+	if (!vec)
+		return -ENOMEM;
 	/* Charged before the pages are taken, so a refusal changes nothing. */
 	charge = hpmem_charge_new(nr);
-	if (IS_ERR(charge))
+	if (IS_ERR(charge)) {
+		kvfree(vec);
 		return PTR_ERR(charge);
+	}
 
 retry:
 	mutex_lock(&hpmem_lock);
-	if (region->nr_pages + nr > HPMEM_REGION_MAX_PAGES) {
-		ret = -ENOSPC;
+	ret = hpmem_region_fit(region, at, first, nr, &base);
+	if (ret)
 		goto out_unlock;
-	}
 	ret = hpmem_pool_take(pool, nr, &pages, &dirty, !addrs);
 	if (ret == -EAGAIN) {
 		hpmem_pool_wait_zeroing(pool);
@@ -411,19 +488,20 @@ retry:
 		list_sort(NULL, &pages, hpmem_page_pfn_cmp);
 		mutex_lock(&hpmem_lock);
 		/* Another grow of this region may have run meanwhile. */
-		if (region->nr_pages + nr > HPMEM_REGION_MAX_PAGES) {
+		ret = hpmem_region_fit(region, at, first, nr, &base);
+		if (ret) {
 			hpmem_pool_give(&pages);
-			ret = -ENOSPC;
 			goto out_unlock;
 		}
 	}
-	ret = hpmem_region_append(region, &pages, addrs);
+	ret = hpmem_region_place(region, &pages, nr, base, vec, addrs);
 	if (ret) {
 		hpmem_pool_give(&pages);
 		goto out_unlock;
 	}
-	*offset = (u64)region->nr_pages << HPMEM_PAGE_SHIFT;
+	*offset = (u64)base << HPMEM_PAGE_SHIFT;
 	region->nr_pages += nr;
+	region->end = max(region->end, base + nr);
 	region->node_pages[node] += nr;
 	if (hpmem_region_mapped(region))
 		pool->mapped += nr;
@@ -432,7 +510,128 @@ out_unlock:
 	mutex_unlock(&hpmem_lock);
 	if (ret)
 		hpmem_charge_cancel(charge);
+	kvfree(vec);
 	return ret;
+}
+
+/*
+ * Takes the pages at @first .. @first + @nr - 1 out of @region, onto
+ * @gone, with the counters; collects the mappings to zap in *@inodes
+ * (referenced). Caller holds fault_lock for writing and hpmem_lock.
+ */
+static int hpmem_region_remove(struct hpmem_region *region,
+			       unsigned long first, unsigned long nr,
+			       struct list_head *gone, struct inode ***inodes,
+			       unsigned long *nr_inodes)
+{
+	bool mapped = hpmem_region_mapped(region);
+	unsigned long i, id, n = 0;
+	struct inode *inode, **vec;
+	struct page *page;
+
+	lockdep_assert_held(&hpmem_lock);
+	for (i = first; i < first + nr; i++) {
+		page = xa_load(&region->pages, i);
+		if (!page)
+			return -ENOENT;
+		/*
+		 * A device may be writing it now and will be until it is
+		 * unpinned (VFIO unmap): neither hand it to anyone else nor
+		 * make it a busy page that may stay so for the pin's life.
+		 */
+		if (folio_maybe_dma_pinned(page_folio(page)))
+			return -EBUSY;
+	}
+	xa_for_each(&region->files, id, inode)
+		n++;
+	vec = kmalloc_array(max(n, 1UL), sizeof(*vec), GFP_KERNEL);
+	if (!vec)
+		return -ENOMEM;
+	n = 0;
+	xa_for_each(&region->files, id, inode) {
+		/* Its file holds a reference until it leaves @files. */
+		ihold(inode);
+		vec[n++] = inode;
+	}
+	for (i = first; i < first + nr; i++) {
+		page = xa_erase(&region->pages, i);
+		list_add_tail(&page->lru, gone);
+		region->node_pages[page_to_nid(page)]--;
+		if (mapped)
+			hpmem_pool_get(page_to_nid(page))->mapped--;
+	}
+	region->nr_pages -= nr;
+	if (first + nr == region->end) {
+		while (first && !xa_load(&region->pages, first - 1))
+			first--;
+		region->end = first;
+	}
+	*inodes = vec;
+	*nr_inodes = n;
+	return 0;
+}
+
+/**
+ * hpmem_region_release_pages() - HPMEM_IOC_REGION_RELEASE
+ * @file: attached to a sparse region
+ * @first: page index of the first page
+ * @nr: pages (> 0)
+ *
+ * Return: 0; -EBADFD, -EINVAL, -ENOENT, -EBUSY or -ENOMEM, changing
+ * nothing (see the UAPI).
+ */
+int hpmem_region_release_pages(struct file *file, u64 first, u64 nr)
+{
+	unsigned long i, nr_inodes = 0;
+	struct hpmem_region *region;
+	struct inode **inodes;
+	struct page *page, *tmp;
+	LIST_HEAD(gone);
+	LIST_HEAD(busy);
+	int ret;
+
+	region = READ_ONCE(file->private_data);
+	if (!region)
+		return -EBADFD;
+	if (!region->max_pages || first >= region->max_pages ||
+	    nr > region->max_pages - first)
+		return -EINVAL;
+
+	/* No fault maps a page of the range from here on: see mmap.c. */
+	down_write(&region->fault_lock);
+	mutex_lock(&hpmem_lock);
+	ret = hpmem_region_remove(region, first, nr, &gone, &inodes,
+				  &nr_inodes);
+	mutex_unlock(&hpmem_lock);
+	up_write(&region->fault_lock);
+	if (ret)
+		return ret;
+
+	/*
+	 * Every VMA that maps the region is in one of these mappings, linked
+	 * there before its first fault (a fork's copy after its parent's, so
+	 * that PTEs copied meanwhile are zapped too). Zapping the 4 KiB PTEs
+	 * of a pinnable region drops their page references before it returns.
+	 */
+	for (i = 0; i < nr_inodes; i++) {
+		unmap_mapping_range(inodes[i]->i_mapping,
+				    (loff_t)first << HPMEM_PAGE_SHIFT,
+				    (loff_t)nr << HPMEM_PAGE_SHIFT, 1);
+		iput(inodes[i]);
+	}
+	kfree(inodes);
+
+	/* As hpmem_region_free(): still referenced means busy. */
+	list_for_each_entry_safe(page, tmp, &gone, lru)
+		if (page_ref_count(page) != 1)
+			list_move_tail(&page->lru, &busy);
+	mutex_lock(&hpmem_lock);
+	hpmem_charges_drop(&region->charges, nr, &busy);
+	/* Dirty pages count as free at once; the work zeroes them. */
+	hpmem_pool_give_dirty(&gone);
+	hpmem_pool_give_busy(&busy);
+	mutex_unlock(&hpmem_lock);
+	return 0;
 }
 
 static int hpmem_seg_cmp(const void *a, const void *b)
@@ -456,7 +655,7 @@ int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 	bool addrs = false;
 	u32 dma_model;
 	struct page *page;
-	unsigned long index, n;
+	unsigned long index, n, i;
 	int ret = 0;
 
 	/* Walks the PCI bus, which may sleep: before hpmem_lock. */
@@ -483,11 +682,16 @@ int hpmem_region_segs(struct file *file, u32 want, struct hpmem_seg **segs,
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
+	/* Present pages only: a sparse region's holes have no entry. */
+	i = 0;
 	xa_for_each(&region->pages, index, page) {
-		table[index].offset = (u64)index << HPMEM_PAGE_SHIFT;
-		table[index].phys = page_to_phys(page);
-		table[index].iova = hpmem_page_iova(page, dma_model);
-		table[index].node = page_to_nid(page);
+		if (WARN_ON_ONCE(i == n))
+			break;
+		table[i].offset = (u64)index << HPMEM_PAGE_SHIFT;
+		table[i].phys = page_to_phys(page);
+		table[i].iova = hpmem_page_iova(page, dma_model);
+		table[i].node = page_to_nid(page);
+		i++;
 	}
 out_unlock:
 	mutex_unlock(&hpmem_lock);
@@ -540,6 +744,7 @@ void hpmem_region_release(struct file *file)
 	if (!region)
 		return;
 	mutex_lock(&hpmem_lock);
+	hpmem_region_del_file(region, file);
 	/* A persistent region in the table holds a reference of its own. */
 	if (refcount_dec_and_test(&region->refs)) {
 		if (region->linked)

@@ -93,6 +93,8 @@ static const struct {
 	  offsetofend(struct hpmem_region_destroy, name), false },
 	{ HPMEM_IOC_REGION_LIST, sizeof(struct hpmem_region_list),
 	  offsetofend(struct hpmem_region_list, entries), true },
+	{ HPMEM_IOC_REGION_RELEASE, sizeof(struct hpmem_region_release),
+	  offsetofend(struct hpmem_region_release, nr_pages), false },
 };
 #define NCMDS (int)(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -253,6 +255,7 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 		struct hpmem_region_segs sg;
 		struct hpmem_region_destroy de;
 		struct hpmem_region_list ls;
+		struct hpmem_region_release rl;
 		char raw[64];
 	} u;
 
@@ -276,6 +279,9 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 	case HPMEM_IOC_REGION_CREATE:
 		u.cr.flags = below(w, 4);
 		name_pick(w, u.cr.name);
+		/* now and then sparse: holes, GROW_AT and RELEASE work */
+		if (below(w, 3) == 0)
+			u.cr.max_pages = below(w, 8);
 		break;
 	case HPMEM_IOC_REGION_ATTACH:
 		name_pick(w, u.at.name);
@@ -283,6 +289,14 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 	case HPMEM_IOC_REGION_GROW:
 		u.gr.node = node_pick(w);
 		u.gr.nr_pages = 1 + below(w, 3);
+		if (below(w, 3) == 0) {
+			u.gr.flags = HPMEM_GROW_AT;
+			u.gr.offset = below(w, 8) * PG;
+		}
+		break;
+	case HPMEM_IOC_REGION_RELEASE:
+		u.rl.offset = below(w, 8) * PG;
+		u.rl.nr_pages = 1 + below(w, 2);
 		break;
 	case HPMEM_IOC_REGION_SEGS: {
 		/* the table ends where PROT_NONE begins: overruns fault */
@@ -411,7 +425,7 @@ static void do_ioctl(struct worker *w)
 		switch (below(w, 4)) {
 		case 0:	/* our type, a number off the table */
 			cmd = _IO(HPMEM_TYPE, below(w, 2) ? HPMEM_CMD_BASE - 1 - below(w, 4) :
-				  HPMEM_CMD_BASE + NCMDS + below(w, 120));
+				  HPMEM_CMD_REGION_EXPORT + 1 + below(w, 120));
 			break;
 		case 1:	/* a known number with direction and size bits */
 			cmd = _IOC(1 + below(w, 3), HPMEM_TYPE, _IOC_NR(cmd), below(w, 1 << 14));
@@ -543,7 +557,8 @@ static void do_ioctl(struct worker *w)
 	case HPMEM_IOC_REGION_GROW: {
 		struct hpmem_region_grow *g = (void *)p;
 
-		if (g->flags || g->__reserved || !g->nr_pages || g->offset % PG)
+		if (g->flags & ~HPMEM_GROW_AT || g->__reserved || !g->nr_pages ||
+		    g->offset % PG)
 			violation(w, "GROW succeeded: flags %#x nr %llu offset %#llx", g->flags,
 				  g->nr_pages, g->offset);
 		break;

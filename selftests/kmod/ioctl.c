@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include "hpmem_test.h"
 
-enum prep { PREP_NONE, PREP_REGION, PREP_OTHER_REGION };
+/* PREP_SPARSE: a sparse region (HPMEM_FEAT_SPARSE) with its one page */
+enum prep { PREP_NONE, PREP_REGION, PREP_OTHER_REGION, PREP_SPARSE };
 
 struct cmd_desc {
 	const char *name;
@@ -40,6 +41,8 @@ static const struct cmd_desc cmds[] = {
 		  name, PREP_OTHER_REGION,
 		  offsetof(struct hpmem_region_destroy, __reserved)),
 	DESC("list", HPMEM_IOC_REGION_LIST, hpmem_region_list, PREP_NONE, -1),
+	DESC("release", HPMEM_IOC_REGION_RELEASE, hpmem_region_release,
+	     PREP_SPARSE, -1),
 };
 #define NR_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -75,6 +78,9 @@ static void fill(const struct cmd_desc *d, void *buf, int fd, const char *name)
 		((struct hpmem_region_list *)buf)->entry_size =
 			sizeof(struct hpmem_region_entry);
 		break;
+	case HPMEM_IOC_REGION_RELEASE:
+		((struct hpmem_region_release *)buf)->nr_pages = 1;
+		break;
 	}
 }
 
@@ -100,6 +106,15 @@ static int run_cmd(const struct cmd_desc *d, uint32_t bufsz, uint32_t argsz,
 		return -1001;
 	if (d->prep == PREP_OTHER_REGION && hp_create(aux, name, 0))
 		return -1002;
+	if (d->prep == PREP_SPARSE) {
+		struct hpmem_region_create c = { .argsz = sizeof(c),
+						 .max_pages = 1 };
+
+		snprintf(c.name, sizeof(c.name), "%s", name);
+		if (xioctl(fd, HPMEM_IOC_REGION_CREATE, &c) ||
+		    hp_grow(fd, 0, 1, NULL))
+			return -1004;
+	}
 	buf = calloc(1, bufsz + 64);
 	if (!buf)
 		return -1003;
@@ -155,6 +170,7 @@ TEST(first_version_size_ok)
 	NEED_DEV();
 	for (unsigned int i = 0; i < NR_CMDS; i++) {
 		const struct cmd_desc *d = &cmds[i];
+		char name[HPMEM_NAME_MAX];
 		unsigned char buf[4096];
 		int fd;
 
@@ -168,6 +184,8 @@ TEST(first_version_size_ok)
 		ASSERT_LE(0, fd);
 		memset(buf, 0xa5, sizeof(buf));
 		memset(buf, 0, d->min_size);
+		/* create needs a name, which its first version had */
+		fill(d, buf, fd, UNIQUE_NAME(name, d->name));
 		*(uint32_t *)buf = d->min_size;
 		EXPECT_EQ(0, xioctl(fd, d->cmd, buf)) TH_LOG("%s", d->name);
 		for (uint32_t b = d->min_size; b < d->size; b++) {
@@ -307,7 +325,7 @@ TEST(unknown_cmd_enotty)
 	struct hpmem_info i = { .argsz = sizeof(i) };
 	unsigned long bad[] = {
 		_IO(HPMEM_TYPE, HPMEM_CMD_BASE - 1),
-		_IO(HPMEM_TYPE, HPMEM_CMD_REGION_LIST + 1),
+		_IO(HPMEM_TYPE, HPMEM_CMD_REGION_EXPORT + 1),
 		_IO(HPMEM_TYPE, 0xff),
 		_IO('x', HPMEM_CMD_INFO),
 		/* same number, but a size/direction the ABI does not use */

@@ -447,8 +447,9 @@ struct hpmem_seg {
  *
  * Fills min(in @nr_segs, pages) entries. Call with @nr_segs = 0 to learn
  * the count. Only present pages have entries: a sparse region's holes
- * have none, and @offset tells where each page is. Physical addresses and IOVAs are 0 unless the caller has
- * CAP_SYS_ADMIN or the administrator set the module parameter
+ * have none, and @offset tells where each page is. Physical addresses
+ * and IOVAs are 0 unless the caller has CAP_SYS_ADMIN or the
+ * administrator set the module parameter
  * phys_unprivileged (HPMEM_CALLER_ADDRS); a caller who sees them gets the
  * entries in ascending physical address order, others in offset order.
  */
