@@ -75,6 +75,21 @@ int hpm_memzone_free(const struct hpm_memzone *mz);
 int hpm_memzone_walk(int (*fn)(const struct hpm_memzone *mz, void *arg),
 		     void *arg);
 void hpm_memzone_dump(FILE *f);
+/*
+ * A dma-buf of the zone's pages (kmod backend, HPMEM_IOC_REGION_EXPORT), for
+ * ibv_reg_dmabuf_mr(), GPU and other drivers that import dma-bufs. The zone
+ * must cover whole pages at consecutive region offsets (reserve it with
+ * HPM_MEMZONE_2MB, a 2 MiB alignment and a length of whole pages).
+ * @fd_flags: O_RDWR or O_RDONLY, optionally | O_CLOEXEC. Returns the fd, or
+ * -EINVAL (not whole pages, or not consecutive in the region), -EOPNOTSUPP
+ * (not the kmod backend), -ENODEV (before hpm_init()) or the kernel's
+ * -errno (ENOTTY: a module without HPMEM_FEAT_DMABUF). The pages stay
+ * valid for the dma-buf's holders after the zone is freed, but the zone's
+ * memory may then be handed out again by the heap: free it only once they
+ * are done. See hpm_memzone(3).
+ */
+int hpm_memzone_export_dmabuf(const struct hpm_memzone *mz, int fd_flags);
+
 /* Zones in use and the table's capacity. */
 unsigned int hpm_memzone_count(void);
 unsigned int hpm_memzone_max(void);
