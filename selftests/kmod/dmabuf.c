@@ -540,4 +540,55 @@ TEST(vgem_import_twice)
 	close(fd);
 }
 
+/*
+ * Sparse regions (issue 13): a range over a hole is refused; a page that is
+ * exported and then released from the region stays busy, keeps its bytes
+ * for the dma-buf, and comes back when the dma-buf goes.
+ */
+TEST(sparse_release_while_exported)
+{
+	struct hpmem_region_create c = { .argsz = sizeof(c), .max_pages = 4 };
+	struct hpmem_region_release r = { .argsz = sizeof(r), .offset = PG,
+					  .nr_pages = 1 };
+	struct hpmem_region_grow g = { .argsz = sizeof(g), .nr_pages = 1,
+				       .flags = HPMEM_GROW_AT };
+	struct hpmem_node_info ni0;
+	struct hpmem_info i;
+	uint64_t *q;
+	int fd, dfd;
+
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_info(fd, &i));
+	if (!(i.features & HPMEM_FEAT_SPARSE))
+		SKIP(return, "hpmem.ko without sparse regions");
+	ASSERT_EQ(0, hp_node_info(fd, 0, &ni0));
+	UNIQUE_NAME(c.name, "sparse");
+	ASSERT_EQ(0, xioctl(fd, HPMEM_IOC_REGION_CREATE, &c));
+	/* pages at 0 and 1, a hole at 2, a page at 3 */
+	ASSERT_EQ(0, xioctl(fd, HPMEM_IOC_REGION_GROW, &g));
+	g.offset = PG;
+	ASSERT_EQ(0, xioctl(fd, HPMEM_IOC_REGION_GROW, &g));
+	g.offset = 3 * PG;
+	ASSERT_EQ(0, xioctl(fd, HPMEM_IOC_REGION_GROW, &g));
+	EXPECT_EQ(-EINVAL, hp_export(fd, PG, 2 * PG, O_RDWR));
+	EXPECT_EQ(-EINVAL, hp_export(fd, 2 * PG, PG, O_RDWR));
+	dfd = hp_export(fd, 3 * PG, PG, O_RDWR);
+	ASSERT_LE(0, dfd);
+	close(dfd);
+
+	dfd = hp_export(fd, PG, PG, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dfd);
+	q = (uint64_t *)map_aligned(dfd, PG, 0, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, q);
+	q[7] = 0xfeedULL;
+	ASSERT_EQ(0, xioctl(fd, HPMEM_IOC_REGION_RELEASE, &r));
+	/* out of the region, not back in the pool: busy */
+	EXPECT_EQ(ni0.busy_pages + 1, wait_busy(fd, ni0.busy_pages + 1));
+	EXPECT_EQ(0xfeedULL, q[7]);
+	munmap(q, PG);
+	close(dfd);
+	EXPECT_EQ(ni0.busy_pages, wait_busy(fd, ni0.busy_pages));
+	close(fd);
+}
+
 TEST_HARNESS_MAIN
