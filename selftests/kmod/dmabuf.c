@@ -234,8 +234,9 @@ TEST(bad_input)
 
 TEST(fd_flags)
 {
-	char name[HPMEM_NAME_MAX];
+	char name[HPMEM_NAME_MAX], path[64], link[64];
 	int fd, dfd;
+	ssize_t n;
 
 	OPEN_DEV(fd);
 	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "fl"), 0));
@@ -245,6 +246,12 @@ TEST(fd_flags)
 	EXPECT_EQ(FD_CLOEXEC, fcntl(dfd, F_GETFD) & FD_CLOEXEC);
 	EXPECT_EQ(O_RDWR, fcntl(dfd, F_GETFL) & O_ACCMODE);
 	EXPECT_EQ((off_t)PG, lseek(dfd, 0, SEEK_END));
+	/* what the fuzzer (fuzz.c) tells an exported fd by */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", dfd);
+	n = readlink(path, link, sizeof(link) - 1);
+	ASSERT_LT(0, n);
+	link[n] = 0;
+	EXPECT_EQ(0, strncmp(link, "/dmabuf:", 8)) TH_LOG("link %s", link);
 	close(dfd);
 	dfd = hp_export(fd, 0, PG, O_RDONLY);
 	ASSERT_LE(0, dfd);

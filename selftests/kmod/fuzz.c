@@ -95,6 +95,8 @@ static const struct {
 	  offsetofend(struct hpmem_region_list, entries), true },
 	{ HPMEM_IOC_REGION_RELEASE, sizeof(struct hpmem_region_release),
 	  offsetofend(struct hpmem_region_release, nr_pages), false },
+	{ HPMEM_IOC_REGION_EXPORT, sizeof(struct hpmem_region_export),
+	  offsetofend(struct hpmem_region_export, length), true },
 };
 #define NCMDS (int)(sizeof(cmds) / sizeof(cmds[0]))
 
@@ -102,6 +104,7 @@ static const struct {
 static const int documented[] = {
 	ENOTTY, EINVAL, E2BIG, EFAULT, ENAMETOOLONG, ENODEV, ENOENT, EEXIST,
 	EBADFD, EALREADY, EBUSY, EPERM, ENOMEM, ENOSPC, EDQUOT,
+	EACCES, EMFILE,	/* export: read-write from a read-only file; no fd */
 };
 
 static sigjmp_buf touch_env;
@@ -256,6 +259,7 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 		struct hpmem_region_destroy de;
 		struct hpmem_region_list ls;
 		struct hpmem_region_release rl;
+		struct hpmem_region_export ex;
 		char raw[64];
 	} u;
 
@@ -293,6 +297,12 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 			u.gr.flags = HPMEM_GROW_AT;
 			u.gr.offset = below(w, 8) * PG;
 		}
+		break;
+	case HPMEM_IOC_REGION_EXPORT:
+		u.ex.fd_flags = below(w, 4) ? O_RDWR | O_CLOEXEC :
+				below(w, 2) ? O_RDONLY : (uint32_t)value(w);
+		u.ex.offset = below(w, 8) * PG;
+		u.ex.length = (1 + below(w, 2)) * PG;
 		break;
 	case HPMEM_IOC_REGION_RELEASE:
 		u.rl.offset = below(w, 8) * PG;
@@ -407,6 +417,25 @@ static void log_name(struct worker *w, const char *name, uint32_t flags, int kin
 			  w->id, w->child ? " (copy)" : "", kind, flags);
 }
 
+/*
+ * A successful export's fd, read back from memory another worker may write
+ * (a shared mapping): closed only if it really is a dma-buf, never one of
+ * our own files.
+ */
+static void close_dmabuf(int fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n > 0) {
+		link[n] = 0;
+		if (!strncmp(link, "/dmabuf:", 8))
+			close(fd);
+	}
+}
+
 /* One ioctl; then what the conventions promise about its result. */
 static void do_ioctl(struct worker *w)
 {
@@ -496,6 +525,8 @@ static void do_ioctl(struct worker *w)
 
 	rc = ioctl(fd, cmd, p) ? -errno : 0;
 	count(w, rc);
+	if (!rc && cmd == HPMEM_IOC_REGION_EXPORT)
+		close_dmabuf(((struct hpmem_region_export *)p)->fd);
 
 	if (fd < 0 || fd == w->devnull) {
 		if (rc != -EBADF && rc != -ENOTTY)
@@ -1047,6 +1078,8 @@ static const char *errname(int e)
 	case E2BIG: return "E2BIG";
 	case EFAULT: return "EFAULT";
 	case ENAMETOOLONG: return "ENAMETOOLONG";
+	case EACCES: return "EACCES";
+	case EMFILE: return "EMFILE";
 	case ENODEV: return "ENODEV";
 	case ENOENT: return "ENOENT";
 	case EEXIST: return "EEXIST";
