@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <linux/dma-buf.h>
 #include "hpmem_test.h"
+#include "pfnref_test.h"
 
 /*
  * The few DRM UAPI definitions used (include/uapi/drm/drm.h); the guest
@@ -596,6 +597,60 @@ TEST(sparse_release_while_exported)
 	close(dfd);
 	EXPECT_EQ(ni0.busy_pages, wait_busy(fd, ni0.busy_pages));
 	close(fd);
+}
+
+/*
+ * The importer's view: hpmem_pfnref.ko imports the dma-buf for QEMU's edu
+ * PCI device (attach, map the attachment) and reports the sg_table. With no
+ * IOMMU the DMA addresses are the physical ones SEGS reports, in offset
+ * order, and no segment exceeds the 64 KiB the PCI core gives a device as
+ * its maximum segment size.
+ */
+TEST(importer_view)
+{
+	struct pfnref_seg sg[3 * 32 + 8];
+	struct pfnref_dmabuf a = { .nr_segs = 3 * 32 + 8,
+				   .segs = (uintptr_t)sg };
+	char name[HPMEM_NAME_MAX];
+	struct hpmem_seg segs[3];
+	uint64_t phys[3], o, at;
+	struct hpmem_info info;
+	int rfd, fd, dfd, rc;
+	uint32_t k;
+	char *p;
+
+	if (geteuid())
+		SKIP(return, "needs root: physical addresses");
+	OPEN_DEV(fd);
+	ASSERT_EQ(0, hp_info(fd, &info));
+	if (info.dma_model == HPMEM_DMA_TRANSLATED)
+		SKIP(return, "an IOMMU translates: DMA addresses are IOVAs");
+	OPEN_PFNREF(rfd);
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "view"), 0));
+	ASSERT_EQ(0, grow_and_map(fd, 3, &p));
+	ASSERT_EQ(3, hp_segs(fd, segs, 3));
+	for (k = 0; k < 3; k++)
+		phys[segs[k].offset / PG] = segs[k].phys;
+	dfd = hp_export(fd, 0, 3 * PG, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dfd);
+	a.fd = dfd;
+	rc = xioctl(rfd, PFNREF_IOC_DMABUF_SEGS, &a);
+	if (rc == -ENODEV)
+		SKIP(return, "no edu device to import for");
+	ASSERT_EQ(0, rc) TH_LOG("import for edu: %s", strerror(-rc));
+	EXPECT_EQ(3 * 32, a.nr_segs);
+	for (k = 0, o = 0; k < a.nr_segs && k < 3 * 32 + 8; k++) {
+		at = phys[o / PG] + o % PG;
+		EXPECT_EQ(at, sg[k].addr) TH_LOG("segment %u at byte %#llx", k,
+						 (unsigned long long)o);
+		EXPECT_GE(65536, sg[k].len);
+		o += sg[k].len;
+	}
+	EXPECT_EQ(3 * PG, o);
+	close(dfd);
+	munmap(p, 3 * PG);
+	close(fd);
+	close(rfd);
 }
 
 TEST_HARNESS_MAIN

@@ -4,6 +4,7 @@
  * user memory (KVM's on guest memory, VFIO type1's DMA pins), so that
  * hpmem's selftests can check that a page so held is never handed out again.
  */
+#include <linux/dma-buf.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/io.h>
@@ -11,6 +12,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/pci.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
@@ -195,6 +197,88 @@ static long pfnref_poke(struct pfnref_file *f, struct pfnref_arg *arg)
 	return 0;
 }
 
+/* QEMU's edu device, the one DMA-capable PCI device every test guest has. */
+#define EDU_VENDOR	0x1234
+#define EDU_DEVICE	0x11e8
+
+/* dma_buf_map_attachment() wants the reservation lock held since 6.2. */
+static struct sg_table *pfnref_map(struct dma_buf_attachment *att)
+{
+#if PFNREF_KERNEL_SINCE(6, 2)
+	return dma_buf_map_attachment_unlocked(att, DMA_BIDIRECTIONAL);
+#else
+	return dma_buf_map_attachment(att, DMA_BIDIRECTIONAL);
+#endif
+}
+
+static void pfnref_unmap(struct dma_buf_attachment *att, struct sg_table *sgt)
+{
+#if PFNREF_KERNEL_SINCE(6, 2)
+	dma_buf_unmap_attachment_unlocked(att, sgt, DMA_BIDIRECTIONAL);
+#else
+	dma_buf_unmap_attachment(att, sgt, DMA_BIDIRECTIONAL);
+#endif
+}
+
+/* An importer's view of a dma-buf: its DMA segments for the edu device. */
+static long pfnref_dmabuf_segs(void __user *argp)
+{
+	struct pfnref_seg __user *usegs;
+	struct dma_buf_attachment *att;
+	struct pfnref_dmabuf arg;
+	struct scatterlist *sg;
+	struct pfnref_seg seg;
+	struct pci_dev *pdev;
+	struct sg_table *sgt;
+	struct dma_buf *dmabuf;
+	u32 n = 0;
+	long r = 0;
+	int i;
+
+	if (copy_from_user(&arg, argp, sizeof(arg)))
+		return -EFAULT;
+	usegs = u64_to_user_ptr(arg.segs);
+	pdev = pci_get_device(EDU_VENDOR, EDU_DEVICE, NULL);
+	if (!pdev)
+		return -ENODEV;
+	dmabuf = dma_buf_get(arg.fd);
+	if (IS_ERR(dmabuf)) {
+		r = PTR_ERR(dmabuf);
+		goto out_dev;
+	}
+	att = dma_buf_attach(dmabuf, &pdev->dev);
+	if (IS_ERR(att)) {
+		r = PTR_ERR(att);
+		goto out_put;
+	}
+	sgt = pfnref_map(att);
+	if (IS_ERR(sgt)) {
+		r = PTR_ERR(sgt);
+		goto out_detach;
+	}
+	for_each_sgtable_dma_sg(sgt, sg, i) {
+		seg.addr = sg_dma_address(sg);
+		seg.len = sg_dma_len(sg);
+		if (n < arg.nr_segs &&
+		    copy_to_user(&usegs[n], &seg, sizeof(seg))) {
+			r = -EFAULT;
+			break;
+		}
+		n++;
+	}
+	pfnref_unmap(att, sgt);
+	arg.nr_segs = n;
+	if (!r && copy_to_user(argp, &arg, sizeof(arg)))
+		r = -EFAULT;
+out_detach:
+	dma_buf_detach(dmabuf, att);
+out_put:
+	dma_buf_put(dmabuf);
+out_dev:
+	pci_dev_put(pdev);
+	return r;
+}
+
 static long pfnref_ioctl(struct file *file, unsigned int cmd,
 			 unsigned long uarg)
 {
@@ -203,6 +287,9 @@ static long pfnref_ioctl(struct file *file, unsigned int cmd,
 	struct pfnref_arg arg;
 	long r;
 
+	/* Takes nothing this file keeps: no lock, its own argument. */
+	if (cmd == PFNREF_IOC_DMABUF_SEGS)
+		return pfnref_dmabuf_segs(argp);
 	if (_IOC_DIR(cmd) & _IOC_WRITE &&
 	    copy_from_user(&arg, argp, sizeof(arg)))
 		return -EFAULT;
@@ -275,5 +362,6 @@ static struct miscdevice pfnref_dev = {
 
 module_misc_device(pfnref_dev);
 
+MODULE_IMPORT_NS(DMA_BUF);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("hpmem selftests: page references held as KVM and VFIO hold them");
+MODULE_DESCRIPTION("hpmem selftests: page references held as KVM and VFIO hold them, dma-bufs imported as a driver does");

@@ -46,4 +46,34 @@ struct pfnref_arg {
  */
 #define PFNREF_IOC_POKE		_IOW('P', 5, struct pfnref_arg)
 
+/**
+ * struct pfnref_seg - one DMA segment of a mapped dma-buf
+ * @addr: the device's DMA address (sg_dma_address())
+ * @len: bytes (sg_dma_len())
+ */
+struct pfnref_seg {
+	__u64 addr;
+	__u64 len;
+};
+
+/**
+ * struct pfnref_dmabuf - PFNREF_IOC_DMABUF_SEGS
+ * @fd: in, a dma-buf file descriptor
+ * @nr_segs: in, entries @segs has room for; out, segments of the mapping
+ * @segs: in, user pointer to struct pfnref_seg entries
+ */
+struct pfnref_dmabuf {
+	__s32 fd;
+	__u32 nr_segs;
+	__u64 segs;
+};
+
+/*
+ * DMABUF_SEGS: import @fd as a driver does for QEMU's edu PCI device
+ * (dma_buf_attach(), then map the attachment), report the sg_table's DMA
+ * segments as that device sees them, and let go (unmap, detach, put).
+ * ENODEV without an edu device.
+ */
+#define PFNREF_IOC_DMABUF_SEGS	_IOWR('P', 6, struct pfnref_dmabuf)
+
 #endif /* HPMEM_PFNREF_H */
