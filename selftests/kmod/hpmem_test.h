@@ -162,6 +162,21 @@ static inline const char *uname_(char *buf, const char *tag)
 }
 #define UNIQUE_NAME(buf, tag) uname_(buf, tag)
 
+/* Busy pages of node 0, polled until @want (5 s at most); the last count. */
+static inline uint64_t wait_busy(int fd, uint64_t want)
+{
+	struct hpmem_node_info ni = { 0 };
+
+	for (int i = 0; i < 250; i++) {
+		if (hp_node_info(fd, 0, &ni))
+			return UINT64_MAX;
+		if (ni.busy_pages == want)
+			break;
+		usleep(20000);
+	}
+	return ni.busy_pages;
+}
+
 static inline uint64_t node_free(int fd, unsigned int node)
 {
 	struct hpmem_node_info ni;

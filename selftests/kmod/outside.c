@@ -21,21 +21,6 @@ static int pfnref_take(int rfd, unsigned long cmd, const void *addr,
 	return rc;
 }
 
-/* Busy pages of node 0, polled until @want (5 s at most); the last count. */
-static uint64_t wait_busy(int fd, uint64_t want)
-{
-	struct hpmem_node_info ni = { 0 };
-
-	for (int i = 0; i < 250; i++) {
-		if (hp_node_info(fd, 0, &ni))
-			return UINT64_MAX;
-		if (ni.busy_pages == want)
-			break;
-		usleep(20000);
-	}
-	return ni.busy_pages;
-}
-
 /*
  * The first @n pages of a default region, mapped as QEMU maps guest RAM: on
  * a 2 MiB boundary (PMDs), or for @pte 4 KiB off it, where no PMD fits and
