@@ -52,7 +52,7 @@
  * - EEXIST: the caller's uid has a region of that name already (create);
  *   a grow at an offset (HPMEM_GROW_AT) where a page is already present.
  * - EBADFD: a region command on a file that has no region attached
- *   (grow, segs, release, mmap).
+ *   (grow, segs, release, export, mmap).
  * - EALREADY: create or attach on a file that already has a region.
  * - EBUSY: destroy of a region that is still mapped; a pool shrink that
  *   would need pages that are in use; a release of a page that holds a
@@ -66,6 +66,9 @@
  *   reach past the region's @max_pages (create, grow).
  * - EDQUOT: the caller's uid holds max_regions_per_user regions already
  *   (create, callers without CAP_SYS_ADMIN).
+ * - EACCES: a read-write export (HPMEM_IOC_REGION_EXPORT) from a hpmem
+ *   file that is not open for writing.
+ * - EMFILE: an export when the process has no free file descriptor.
  */
 
 /**
