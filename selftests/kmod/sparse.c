@@ -235,6 +235,8 @@ TEST_F(sp, segs_with_holes)
 {
 	struct hpmem_seg segs[4];
 	struct hpmem_region_attach a;
+	struct hpmem_region_entry e;
+	char buf[8192], *line;
 	int fd2;
 
 	ASSERT_EQ(0, sp_create(self->fd, self->name, 0, 6));
@@ -252,6 +254,16 @@ TEST_F(sp, segs_with_holes)
 	ASSERT_EQ(0, release(self->fd, 5, 1));
 	ASSERT_EQ(1, hp_segs(self->fd, segs, 4));
 	EXPECT_EQ(1 * PG, segs[0].offset);
+	/* LIST and sysfs count present pages too */
+	ASSERT_LE(1, list_walk(self->fd, self->name, &e, 0, NULL));
+	EXPECT_EQ(1, e.nr_pages);
+	ASSERT_LT(0, read_file("/sys/class/hpmem/hpmem/regions", buf,
+			       sizeof(buf)));
+	line = strstr(buf, self->name);
+	ASSERT_NE(NULL, line);
+	while (line > buf && line[-1] != '\n')
+		line--;
+	EXPECT_EQ(0, strncmp(strstr(line, "pages="), "pages=1 ", 8));
 	fd2 = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
 	ASSERT_EQ(0, hp_attach(fd2, self->name, &a));
 	EXPECT_EQ(1, a.nr_pages);
