@@ -230,6 +230,48 @@ TEST_F(sp, grow_at_taken)
 	EXPECT_EQ(-ENOSPC, grow_at(self->fd, 0, 8, 1));
 }
 
+/*
+ * Two processes grow the same holes at once: each slot is won exactly once,
+ * the loser gets EEXIST and nothing else changes.
+ */
+TEST_F(sp, grow_race_one_winner)
+{
+	enum { SLOTS = 16 };
+	_Atomic int *won;
+	int fd2, rc;
+	pid_t pid;
+
+	if (self->ni0.free_pages < SLOTS + 2)
+		SKIP(return, "too few free pages");
+	won = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, won);
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 0, SLOTS));
+	fd2 = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, hp_attach(fd2, self->name, NULL));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	for (int i = 0; i < SLOTS; i++) {
+		rc = grow_at(pid ? self->fd : fd2, 0, i, 1);
+		if (!rc)
+			atomic_fetch_add(&won[i], 1);
+		else if (rc != -EEXIST)
+			atomic_fetch_add(&won[SLOTS], 1);
+	}
+	if (pid == 0)
+		_exit(0);
+	ASSERT_EQ(0, wait_child(pid));
+	for (int i = 0; i < SLOTS; i++) {
+		EXPECT_EQ(1, won[i]) TH_LOG("slot %d", i);
+	}
+	EXPECT_EQ(0, won[SLOTS]);
+	EXPECT_EQ(SLOTS, hp_segs(self->fd, NULL, 0));
+	EXPECT_EQ(self->ni0.free_pages - SLOTS, node_free(self->fd, 0));
+	close(fd2);
+	munmap(won, 4096);
+}
+
 /* SEGS and LIST count present pages and report their offsets. */
 TEST_F(sp, segs_with_holes)
 {
