@@ -22,6 +22,7 @@ struct hpm_be_seg {
 	uint64_t offset;
 	uint64_t iova;
 	int node;
+	bool hole;		/* dynamic regions: no page there yet */
 };
 
 struct hpm_be;
@@ -58,6 +59,19 @@ struct hpm_be_ops {
 	 * in offset order; may sort, may read /proc/self/pagemap.
 	 */
 	int (*segs)(struct hpm_be *be, void *base, struct hpm_be_seg *segs, size_t n);
+	/*
+	 * Dynamic regions (be->sparse) only; NULL when the backend cannot.
+	 * grow: back [off, off + len) with pages on @node, which must be a
+	 * hole (-ENOMEM when no page can be had there). release: take those
+	 * pages out again, from every process's mapping (-EBUSY: a page is
+	 * still pinned and nothing changed). page_info: fill @out for the
+	 * present page at @va (region offset @off, expected on @node): its
+	 * IOVA per be->addrs, and a check that it lies on @node.
+	 */
+	int (*grow)(struct hpm_be *be, uint64_t off, uint64_t len, int node);
+	int (*release)(struct hpm_be *be, uint64_t off, uint64_t len);
+	int (*page_info)(struct hpm_be *be, void *va, uint64_t off, int node,
+			 struct hpm_be_seg *out);
 	/* Close what create/attach opened (the region may live on). */
 	void (*detach)(struct hpm_be *be);
 	/* Primary: remove the region's name; called before detach. */
@@ -86,6 +100,21 @@ struct hpm_be {
 	int dma_model;			/* enum hpm_dma_model; kmod may report it */
 	uint64_t node_bytes[HPM_MAX_NODES];	/* primary: as created */
 	char path[PATH_MAX];
+	/*
+	 * Dynamic memory (dynmem.c): the region is sized to its reservation
+	 * and mapped whole with holes (MAP_NORESERVE, nothing populated).
+	 * Primary: node n's slice of region offsets is [slice_off[n],
+	 * slice_off[n] + slice_len[n]), of which the first floor[n] bytes
+	 * are backed at create; cfg_bytes at offset 0 hold the config, on
+	 * node cfg_node. Set by hpm_dyn_plan() from the page size.
+	 */
+	bool sparse;
+	int cfg_node;
+	uint64_t cfg_bytes;
+	uint64_t limit[HPM_MAX_NODES];		/* asked, before rounding */
+	uint64_t floor[HPM_MAX_NODES];
+	uint64_t slice_off[HPM_MAX_NODES];
+	uint64_t slice_len[HPM_MAX_NODES];
 };
 
 /* A fresh @be for @ops and region @name (init.c; @o may be NULL). */
@@ -117,6 +146,10 @@ void hpm_be_file_destroy(struct hpm_be *be);
  */
 int hpm_be_file_populate(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
 			 bool strict);
+/* Dynamic regions: fallocate on @node (@strict as above) / punch a hole. */
+int hpm_be_file_grow(struct hpm_be *be, uint64_t off, uint64_t len, int node,
+		     bool strict);
+int hpm_be_file_release(struct hpm_be *be, uint64_t off, uint64_t len);
 /* mmap() as @how says; 0 or -errno (-EADDRINUSE: NOREPLACE and taken). */
 int hpm_mmap_how(void *addr, size_t len, int prot, int flags, int fd,
 		 off_t off, enum hpm_map_how how, void **out);

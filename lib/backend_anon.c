@@ -87,6 +87,23 @@ static int anon_segs(struct hpm_be *be, void *base, struct hpm_be_seg *segs, siz
 	return i == n ? 0 : -EINVAL;
 }
 
+static int anon_grow(struct hpm_be *be, uint64_t off, uint64_t len, int node)
+{
+	return hpm_be_file_grow(be, off, len, node, false);
+}
+
+static int anon_page_info(struct hpm_be *be, void *va, uint64_t off, int node,
+			  struct hpm_be_seg *out)
+{
+	(void)be;
+	(void)va;
+	out->offset = off;
+	out->iova = HPM_BAD_IOVA;
+	out->node = node;
+	out->hole = false;
+	return 0;
+}
+
 const struct hpm_be_ops hpm_be_anon_ops = {
 	.type = HPM_BACKEND_ANON,
 	.name = "anon",
@@ -95,6 +112,9 @@ const struct hpm_be_ops hpm_be_anon_ops = {
 	.attach = anon_attach,
 	.map = anon_map,
 	.segs = anon_segs,
+	.grow = anon_grow,
+	.release = hpm_be_file_release,
+	.page_info = anon_page_info,
 	.detach = hpm_be_file_detach,
 	.destroy = hpm_be_file_destroy,
 };

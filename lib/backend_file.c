@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "dynmem.h"
 
 #define MPOL_DEFAULT_	0
 #define MPOL_PREFERRED_	1
@@ -186,6 +187,12 @@ int hpm_be_file_attach(struct hpm_be *be, const char *path)
 int hpm_be_file_map(struct hpm_be *be, void *addr, size_t len, uint64_t off,
 		    enum hpm_map_how how, void **out, int extra_flags)
 {
+	/*
+	 * A dynamic region maps its holes too: without NORESERVE hugetlbfs
+	 * would reserve a hugepage for every one of them at mmap time.
+	 */
+	if (be->sparse)
+		extra_flags |= MAP_NORESERVE;
 	return hpm_mmap_how(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED | extra_flags,
 			    be->fd, (off_t)off, how, out);
 }
@@ -253,11 +260,61 @@ static int alloc_node(struct hpm_be *be, uint64_t off, uint64_t len, int node,
 	return 0;
 }
 
+int hpm_be_file_grow(struct hpm_be *be, uint64_t off, uint64_t len, int node,
+		     bool strict)
+{
+	return alloc_node(be, off, len, node, strict);
+}
+
+int hpm_be_file_release(struct hpm_be *be, uint64_t off, uint64_t len)
+{
+	/*
+	 * Punching frees the pages and zaps them from every process's
+	 * mapping (the kernel walks the file's mappings); KEEP_SIZE keeps
+	 * the reservation, so the offsets stay valid for a later grow.
+	 */
+	if (fallocate(be->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len))
+		return -errno;
+	return 0;
+}
+
+/* Dynamic: size for the whole reservation, back the config and the floors. */
+static int populate_sparse(struct hpm_be *be, bool strict)
+{
+	int ret;
+
+	ret = hpm_dyn_plan(be);
+	if (ret)
+		goto err_remove;
+	if (ftruncate(be->fd, (off_t)be->size)) {
+		ret = -errno;
+		hpm_log(HPM_LOG_ERR, "%s: cannot size %s: %s", be->ops->name,
+			be->path, strerror(errno));
+		goto err_remove;
+	}
+	ret = alloc_node(be, 0, be->cfg_bytes, be->cfg_node, strict);
+	for (int n = 0; n < HPM_MAX_NODES && !ret; n++)
+		if (be->floor[n])
+			ret = alloc_node(be, be->slice_off[n], be->floor[n], n, strict);
+	if (ret)
+		goto err_remove;
+	return 0;
+
+err_remove:
+	hpm_be_file_destroy(be);
+	hpm_be_file_detach(be);
+	return ret;
+}
+
 int hpm_be_file_populate(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES],
 			 bool strict)
 {
 	uint64_t off = 0;
 	int ret;
+
+	if (be->sparse)
+		return populate_sparse(be, strict);
 
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
 		be->node_bytes[n] = HPM_ALIGN_UP(bytes[n], be->page_sz);

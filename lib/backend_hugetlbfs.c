@@ -188,7 +188,35 @@ static int huge_map(struct hpm_be *be, void *addr, size_t len, uint64_t off,
 {
 	/* The primary's pages exist already (fallocate); populate maps them. */
 	return hpm_be_file_map(be, addr, len, off, how, out,
-			       be->primary ? MAP_POPULATE : 0);
+			       be->primary && !be->sparse ? MAP_POPULATE : 0);
+}
+
+/*
+ * Touch the page at @va (it must be present for pagemap and getmempolicy),
+ * check its node, and read its physical address into *@pa (0 when pagemap
+ * hides PFNs, without CAP_SYS_ADMIN). @pm: /proc/self/pagemap or -1.
+ */
+static int page_facts(struct hpm_be *be, int pm, void *va, uint64_t off, int want,
+		      uint64_t *pa)
+{
+	uint64_t ent = 0;
+	int node = -1;
+
+	(void)be;
+	*(volatile char *)va;
+	if (hpm_sys_get_mempolicy(&node, NULL, 0, va, MPOL_F_NODE_ | MPOL_F_ADDR_))
+		node = want;
+	if (node != want) {
+		hpm_log(HPM_LOG_ERR, "hugetlbfs: page at offset %llu is on node %d, not %d",
+			(unsigned long long)off, node, want);
+		return -ENOMEM;
+	}
+	*pa = 0;
+	if (pm >= 0 && pread(pm, &ent, sizeof(ent),
+			     (off_t)((uintptr_t)va / 4096 * sizeof(ent))) == sizeof(ent) &&
+	    (ent & PM_PRESENT))
+		*pa = (ent & PM_PFN_MASK) * 4096;
+	return 0;
 }
 
 static int huge_segs(struct hpm_be *be, void *base, struct hpm_be_seg *segs, size_t n)
@@ -197,49 +225,65 @@ static int huge_segs(struct hpm_be *be, void *base, struct hpm_be_seg *segs, siz
 	uint64_t off = 0;
 	size_t i = 0;
 	bool addrs = pm >= 0;
+	int ret = -EINVAL;
 
 	for (int want = 0; want < HPM_MAX_NODES; want++) {
 		for (uint64_t b = 0; b < be->node_bytes[want]; b += be->page_sz, i++) {
-			char *va = (char *)base + off;
-			uint64_t ent = 0;
-			int node = -1;
+			uint64_t pa;
 
 			if (i == n)
-				goto bad;
-			/* Touch: the page must be present for pagemap and getmempolicy. */
-			*(volatile char *)va;
-			if (hpm_sys_get_mempolicy(&node, NULL, 0, va, MPOL_F_NODE_ | MPOL_F_ADDR_))
-				node = want;
-			if (node != want) {
-				hpm_log(HPM_LOG_ERR, "hugetlbfs: page at offset %llu is on node %d, "
-					"not %d", (unsigned long long)off, node, want);
-				if (pm >= 0)
-					close(pm);
-				return -ENOMEM;
-			}
-			if (addrs && (pread(pm, &ent, sizeof(ent),
-					    (off_t)((uintptr_t)va / 4096 * sizeof(ent))) != sizeof(ent) ||
-				      !(ent & PM_PRESENT) || !(ent & PM_PFN_MASK)))
-				addrs = false;	/* PFNs hidden without CAP_SYS_ADMIN */
+				goto out;
+			ret = page_facts(be, pm, (char *)base + off, off, want, &pa);
+			if (ret)
+				goto out;
+			addrs &= pa != 0;	/* PFNs hidden without CAP_SYS_ADMIN */
 			segs[i].offset = off;
-			segs[i].iova = (ent & PM_PFN_MASK) * 4096;
-			segs[i].node = node;
+			segs[i].iova = pa;
+			segs[i].node = want;
 			off += be->page_sz;
 		}
 	}
-	if (pm >= 0)
-		close(pm);
-	if (i != n)
-		return -EINVAL;
+	ret = i == n ? 0 : -EINVAL;
 	be->addrs = addrs;
 	if (!addrs)
 		for (i = 0; i < n; i++)
 			segs[i].iova = HPM_BAD_IOVA;
-	return 0;
-bad:
+out:
 	if (pm >= 0)
 		close(pm);
-	return -EINVAL;
+	return ret;
+}
+
+static int huge_grow(struct hpm_be *be, uint64_t off, uint64_t len, int node)
+{
+	/* Strict: a page on the wrong node would lie in the memseg table. */
+	return hpm_be_file_grow(be, off, len, node, true);
+}
+
+/*
+ * Dynamic regions. The first call (the config page, at the primary's
+ * init) also decides be->addrs, and with it the IOVA mode.
+ */
+static int huge_page_info(struct hpm_be *be, void *va, uint64_t off, int node,
+			  struct hpm_be_seg *out)
+{
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t pa;
+	int ret;
+
+	ret = page_facts(be, pm, va, off, node, &pa);
+	if (pm >= 0)
+		close(pm);
+	if (ret)
+		return ret;
+	if (off == 0)
+		be->addrs = pa != 0;
+	out->offset = off;
+	/* A secondary never sees offset 0 here: the caller judges a missing one. */
+	out->iova = pa ? pa : HPM_BAD_IOVA;
+	out->node = node;
+	out->hole = false;
+	return 0;
 }
 
 const struct hpm_be_ops hpm_be_hugetlbfs_ops = {
@@ -250,6 +294,9 @@ const struct hpm_be_ops hpm_be_hugetlbfs_ops = {
 	.attach = huge_attach,
 	.map = huge_map,
 	.segs = huge_segs,
+	.grow = huge_grow,
+	.release = hpm_be_file_release,
+	.page_info = huge_page_info,
 	.detach = hpm_be_file_detach,
 	.destroy = hpm_be_file_destroy,
 };

@@ -125,7 +125,8 @@ int hpm_config_check_header(const struct hpm_config *c, const struct hpm_be *be)
 		bad_field("max_memzones", "%u", c->max_memzones);
 		return -EPROTO;
 	}
-	if (c->flags & ~(HPM_CFG_F_REMAPPED | HPM_CFG_F_PINNABLE)) {
+	if (c->flags & ~(HPM_CFG_F_REMAPPED | HPM_CFG_F_PINNABLE | HPM_CFG_F_DYNAMIC) ||
+	    ((c->flags & HPM_CFG_F_DYNAMIC) && (c->flags & HPM_CFG_F_REMAPPED))) {
 		bad_field("flags", "0x%x", c->flags);
 		return -EPROTO;
 	}
@@ -209,13 +210,19 @@ int hpm_config_check_tables_view(const struct hpm_config *c, const struct hpm_vi
 		uint64_t va_off = (uint64_t)i * c->page_sz;
 		uint64_t want_iova = c->iova_mode == HPM_IOVA_VA ? c->base + va_off :
 				     HPM_IOVA_COMPACT_BASE + va_off;
+		uint32_t flags = __atomic_load_n(&ms->flags, __ATOMIC_ACQUIRE);
+		/* Dynamic: pages come and go meanwhile; a hole has no IOVA to check. */
+		bool hole = (c->flags & HPM_CFG_F_DYNAMIC) && va_off >= c->cfg_len &&
+			    (flags == HPM_MEMSEG_F_HOLE ||
+			     (flags == 0 && __atomic_load_n(&ms->iova, __ATOMIC_RELAXED) ==
+			      HPM_BAD_IOVA));
 
 		/* hpm_virt2memseg() and hpm_virt2iova() trust all of these. */
 		if ((uintptr_t)ms->addr != c->base + va_off || ms->len != c->page_sz ||
 		    ms->page_sz != c->page_sz || ms->socket < 0 ||
 		    ms->socket >= HPM_MAX_NODES || !(c->socket_mask & (1U << ms->socket)) ||
-		    ms->flags != (va_off < c->cfg_len ? HPM_MEMSEG_F_CONFIG : 0U) ||
-		    (c->iova_mode != HPM_IOVA_PA && ms->iova != want_iova)) {
+		    (!hole && flags != (va_off < c->cfg_len ? HPM_MEMSEG_F_CONFIG : 0U)) ||
+		    (!hole && c->iova_mode != HPM_IOVA_PA && ms->iova != want_iova)) {
 			bad_field("memsegs", "[%u]: addr %p, len %zu, socket %d, flags 0x%x",
 				  i, ms->addr, ms->len, ms->socket, ms->flags);
 			return -EPROTO;

@@ -10,6 +10,7 @@
 #include <hpmem/memseg.h>
 #include <hpmem/thread.h>
 
+#include "dynmem.h"
 #include "internal.h"
 #include "malloc_heap.h"
 
@@ -22,9 +23,10 @@
  * mempools): a secondary must not run another protocol on them. The
  * struct sizes are checked as well, so a forgotten bump is still caught
  * when a size changes. 3: rings lock each MP/MC side. 4: heap elements
- * on a cache-line grid with an 8-byte trailer in every build.
+ * on a cache-line grid with an 8-byte trailer in every build. 5: dynamic
+ * memory (struct hpm_dyn, memseg holes).
  */
-#define HPM_CFG_LAYOUT_VERSION	4
+#define HPM_CFG_LAYOUT_VERSION	5
 
 /* A thread slot's owner: pid << 32 | tid, 0 when free. */
 struct hpm_thread_slot {
@@ -71,6 +73,9 @@ struct hpm_config {
 
 	struct hpm_heap heaps[HPM_MAX_NODES] __hpm_cache_aligned;
 
+	/* Dynamic memory (dynmem.c): zero unless HPM_CFG_F_DYNAMIC. */
+	struct hpm_dyn dyn __hpm_cache_aligned;
+
 	/*
 	 * nr_memsegs entries in VA order, then nr_memsegs region offsets
 	 * (hpm_config_offsets()): page i is at base + i * page_sz and maps
@@ -91,6 +96,12 @@ struct hpm_config {
  * file backends, and kmod regions created HPMEM_REGION_PINNABLE.
  */
 #define HPM_CFG_F_PINNABLE	(1U << 1)
+/*
+ * Dynamic memory: the region is reserved for every node's limit and
+ * mapped whole; memsegs flagged HPM_MEMSEG_F_HOLE have no page yet
+ * (struct hpm_dyn says where each node's slice lies).
+ */
+#define HPM_CFG_F_DYNAMIC	(1U << 2)
 
 static inline uint64_t *hpm_config_offsets(struct hpm_config *c)
 {

@@ -16,6 +16,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "dynmem.h"
 #include "internal.h"
 #include "iommu.h"
 #include "log.h"
@@ -162,7 +163,18 @@ static int heaps_setup(struct hpm_config *c)
 		uintptr_t start = (uintptr_t)first->addr;
 		uintptr_t end = start + first->len;
 
-		for (i++; i < c->nr_memsegs && c->memsegs[i].socket == first->socket; i++)
+		/*
+		 * Dynamic: holes are not memory, and the config pages stay
+		 * out (each node's heap starts at its slice, so pages grown
+		 * there extend the run).
+		 */
+		if ((first->flags & HPM_MEMSEG_F_HOLE) ||
+		    ((c->flags & HPM_CFG_F_DYNAMIC) && (first->flags & HPM_MEMSEG_F_CONFIG))) {
+			i++;
+			continue;
+		}
+		for (i++; i < c->nr_memsegs && c->memsegs[i].socket == first->socket &&
+		     !(c->memsegs[i].flags & (HPM_MEMSEG_F_HOLE | HPM_MEMSEG_F_CONFIG)); i++)
 			end += c->memsegs[i].len;
 		if (start < c->base + c->cfg_len)
 			start = c->base + c->cfg_len;
@@ -270,7 +282,7 @@ static int init_primary(const struct hpm_init_opts *o, struct hpm_be *be)
 		ret = -ENOMEM;
 		goto fail_unmap;
 	}
-	ret = be->ops->segs(be, base, segs, n);
+	ret = be->sparse ? hpm_dyn_segs(be, base, segs, n) : be->ops->segs(be, base, segs, n);
 	if (ret) {
 		hpm_log(HPM_LOG_ERR, "%s: cannot list the region's pages: %s",
 			be->ops->name, strerror(-ret));
@@ -285,7 +297,7 @@ static int init_primary(const struct hpm_init_opts *o, struct hpm_be *be)
 	 * IOVA-contiguous runs exist. kmod regions already come in physical
 	 * order (nothing moves); hugetlbfs files come in allocation order.
 	 */
-	if (iova == HPM_IOVA_PA &&
+	if (iova == HPM_IOVA_PA && !be->sparse &&
 	    hpm_memseg_sort_by_iova(segs, n, HPM_ALIGN_UP(cfg_len, be->page_sz) >> be->page_shift)) {
 		ret = map_runs(be, base, segs, n, false);
 		if (ret) {
@@ -321,10 +333,17 @@ static int init_primary(const struct hpm_init_opts *o, struct hpm_be *be)
 		c->socket_mask |= 1U << c->memsegs[i].socket;
 	free(segs);
 	segs = NULL;
+	if (be->sparse) {
+		c->flags |= HPM_CFG_F_DYNAMIC;
+		hpm_dyn_config_init(c, be);
+	}
 
 	hpm_cfg = c;
 	hpm_heap_set_table(c->heaps);
 	ret = heaps_setup(c);
+	/* Before the memzone table: with nothing reserved, it grows the heap. */
+	if (!ret)
+		ret = hpm_dyn_process_init(c, be);
 	if (ret)
 		goto fail_table;
 	ret = hpm_memzone_setup(o->max_memzones);
@@ -341,6 +360,7 @@ static int init_primary(const struct hpm_init_opts *o, struct hpm_be *be)
 	return 0;
 
 fail_table:
+	hpm_dyn_process_fini();
 	hpm_heap_set_table(NULL);
 	hpm_cfg = NULL;
 fail_unmap:
@@ -476,6 +496,8 @@ static int init_secondary(const struct hpm_init_opts *o, struct hpm_be *be)
 	}
 	base = c->base;
 	size = c->size;
+	/* Holes are mapped too: no reservation for them (hugetlbfs). */
+	be->sparse = !ret && (c->flags & HPM_CFG_F_DYNAMIC);
 	if (!ret && (c->flags & HPM_CFG_F_REMAPPED))
 		ret = read_offsets(be, c, &segs);
 	munmap(p, be->page_sz);
@@ -514,9 +536,45 @@ static int init_secondary(const struct hpm_init_opts *o, struct hpm_be *be)
 	}
 	hpm_cfg = c;
 	hpm_heap_set_table(c->heaps);
+	ret = hpm_dyn_process_init(c, be);
+	if (ret) {
+		hpm_heap_set_table(NULL);
+		hpm_cfg = NULL;
+		munmap(p, size);
+		return ret;
+	}
 	st.base = p;
 	st.size = size;
 	st.iova = c->iova_mode;
+	return 0;
+}
+
+/* Dynamic memory asked: any node limit, and not --legacy-mem. */
+static bool dyn_wanted(const struct hpm_init_opts *o)
+{
+	if (o->flags & HPM_INIT_F_LEGACY_MEM)
+		return false;
+	for (int n = 0; n < HPM_MAX_NODES; n++)
+		if (HPM_SOCKET_MEM_LIMIT(o->socket_mem[n]))
+			return true;
+	return false;
+}
+
+/* Primary: make @be's region dynamic when asked (before create). */
+static int dyn_setup(struct hpm_be *be, const struct hpm_init_opts *o)
+{
+	if (!dyn_wanted(o))
+		return 0;
+	if (!be->ops->grow) {
+		hpm_log(HPM_LOG_ERR, "%s: no dynamic memory on this backend yet "
+			"(use --legacy-mem)", be->ops->name);
+		return -ENOTSUP;
+	}
+	be->sparse = true;
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
+		be->floor[n] = HPM_SOCKET_MEM_RESERVE(o->socket_mem[n]) << 20;
+		be->limit[n] = HPM_SOCKET_MEM_LIMIT(o->socket_mem[n]) << 20;
+	}
 	return 0;
 }
 
@@ -530,6 +588,9 @@ static int init_on(const struct hpm_init_opts *o, const struct hpm_be_ops *ops,
 
 	hpm_be_reset(be, ops, o, name);
 	if (type != HPM_PROC_SECONDARY) {
+		ret = dyn_setup(be, o);
+		if (ret)
+			return ret;
 		ret = ops->create(be, bytes);
 		if (ret == 0) {
 			be->primary = true;
@@ -601,6 +662,8 @@ static int init_auto(const struct hpm_init_opts *o, const char *name,
 		struct hpm_be probe;
 
 		hpm_be_reset(&probe, backends[order[i]], o, name);
+		if (dyn_wanted(o) && !probe.ops->grow)
+			continue;
 		hpm_log_level = saved > HPM_LOG_INFO ? saved : 0;
 		ret = probe.ops->probe(&probe, bytes);
 		hpm_log_level = saved;
@@ -650,17 +713,20 @@ __hpm_export int hpm_init(const struct hpm_init_opts *uo)
 	if ((unsigned int)o.proc_type > HPM_PROC_SECONDARY ||
 	    (unsigned int)o.backend > HPM_BACKEND_ANON ||
 	    (unsigned int)o.iova_mode > HPM_IOVA_COMPACT ||
-	    (o.flags & ~HPM_INIT_F_VFIO)) {
+	    (o.flags & ~(HPM_INIT_F_VFIO | HPM_INIT_F_LEGACY_MEM))) {
 		ret = -EINVAL;
 		goto out;
 	}
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
-		if (o.socket_mem[n] > (1ULL << 30)) {
+		uint64_t lim = HPM_SOCKET_MEM_LIMIT(o.socket_mem[n]);
+
+		bytes[n] = HPM_SOCKET_MEM_RESERVE(o.socket_mem[n]);
+		if (bytes[n] > (1ULL << 30) || lim > (1ULL << 30) || (lim && lim < bytes[n])) {
 			ret = -EINVAL;
 			goto out;
 		}
-		bytes[n] = o.socket_mem[n] << 20;
-		any |= bytes[n] != 0;
+		bytes[n] <<= 20;
+		any |= bytes[n] != 0 || (lim && dyn_wanted(&o));
 	}
 	if (!any)
 		bytes[0] = (uint64_t)HPM_SOCKET_MEM_DEFAULT << 20;
@@ -703,6 +769,7 @@ __hpm_export int hpm_cleanup(void)
 	 */
 	hpm_vfio_mem_detach();
 	hpm_thread_release_process(hpm_cfg);
+	hpm_dyn_process_fini();
 	hpm_heap_set_table(NULL);
 	hpm_cfg = NULL;
 	munmap(st.base, st.size);

@@ -804,8 +804,13 @@ void hpm_heap_set_trim_hook(hpm_heap_trim_fn trim, size_t page_sz, void *arg)
 	heap_trim_arg = arg;
 	heap_trim_page = page_sz;
 	__atomic_store_n(&heap_trim_fn, trim, __ATOMIC_RELEASE);
-	/* A page, its sentinel in front and a free block behind it. */
-	__atomic_store_n(&hpm_heap_trim_min, trim ? page_sz + 2 * ELEM_GRAIN : SIZE_MAX,
+	/*
+	 * The smallest free block that can hold a whole page: a run of
+	 * exactly one page, one block of a page less its front gap and
+	 * sentinel (48 + 16 bytes). Dynamic memory must hear of it, or a
+	 * page kept by its hysteresis would never go back.
+	 */
+	__atomic_store_n(&hpm_heap_trim_min, trim ? page_sz - ELEM_GRAIN : SIZE_MAX,
 			 __ATOMIC_RELAXED);
 }
 
@@ -887,7 +892,8 @@ int hpm_heap_find_free_pages(struct hpm_heap *h, size_t page_sz, void **va,
 		return hpm_fail(EINVAL);
 	hpm_heap_cache_flush();
 	heap_lock(h);
-	free_scan(h, page_sz, note_pages, &bp);
+	/* A whole one-page run's block is a page less 64 bytes. */
+	free_scan(h, page_sz - ELEM_GRAIN, note_pages, &bp);
 	heap_unlock(h);
 	if (bp.b <= bp.a)
 		return hpm_fail(ENOENT);

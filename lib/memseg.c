@@ -59,7 +59,7 @@ int hpm_memseg_table_fill(struct hpm_config *cfg, const struct hpm_be_seg *segs,
 		/* The config is read before the offsets: it stays in place. */
 		if (va_off < cfg->cfg_len && segs[i].offset != va_off)
 			return -EINVAL;
-		if (pa && segs[i].iova == HPM_BAD_IOVA)
+		if (pa && !segs[i].hole && segs[i].iova == HPM_BAD_IOVA)
 			return -EINVAL;
 		if (segs[i].offset != va_off)
 			cfg->flags |= HPM_CFG_F_REMAPPED;
@@ -69,7 +69,9 @@ int hpm_memseg_table_fill(struct hpm_config *cfg, const struct hpm_be_seg *segs,
 		 * The only place IOVAs are made: heap, memzones, mempools and
 		 * mbufs all ask hpm_virt2iova(), which reads them from here.
 		 */
-		if (pa)
+		if (segs[i].hole)
+			ms->iova = HPM_BAD_IOVA;
+		else if (pa)
 			ms->iova = segs[i].iova;
 		else if (mode == HPM_IOVA_COMPACT)
 			ms->iova = HPM_IOVA_COMPACT_BASE + va_off;
@@ -79,6 +81,8 @@ int hpm_memseg_table_fill(struct hpm_config *cfg, const struct hpm_be_seg *segs,
 		ms->page_sz = cfg->page_sz;
 		ms->socket = segs[i].node;
 		ms->flags = va_off < cfg->cfg_len ? HPM_MEMSEG_F_CONFIG : 0;
+		if (segs[i].hole)
+			ms->flags = HPM_MEMSEG_F_HOLE;
 	}
 	return 0;
 }
@@ -155,8 +159,12 @@ __hpm_export int hpm_memseg_walk(int (*fn)(const struct hpm_memseg *ms, void *ar
 	if (!fn)
 		return hpm_fail(EINVAL);
 	for (uint32_t i = 0; i < c->nr_memsegs; i++) {
-		int ret = fn(&c->memsegs[i], arg);
+		int ret;
 
+		/* Acquire: pairs with dynmem.c's release when a page appears. */
+		if (__atomic_load_n(&c->memsegs[i].flags, __ATOMIC_ACQUIRE) & HPM_MEMSEG_F_HOLE)
+			continue;
+		ret = fn(&c->memsegs[i], arg);
 		if (ret)
 			return ret;
 	}
@@ -178,6 +186,10 @@ __hpm_export int hpm_memseg_contig_walk(int (*fn)(const struct hpm_memseg *first
 		size_t len = first->len;
 		int ret;
 
+		if (__atomic_load_n(&first->flags, __ATOMIC_ACQUIRE) & HPM_MEMSEG_F_HOLE) {
+			i++;
+			continue;
+		}
 		for (i++; i < c->nr_memsegs &&
 		     hpm_memseg_continues(&c->memsegs[i - 1], &c->memsegs[i]); i++)
 			len += c->memsegs[i].len;
@@ -209,9 +221,10 @@ __hpm_export void hpm_memseg_dump(FILE *f)
 		fprintf(f, "hpmem: not initialised\n");
 		return;
 	}
-	fprintf(f, "region '%s': %u pages of %llu KiB at %p, %llu MiB, config %llu KiB\n",
+	fprintf(f, "region '%s': %u pages of %llu KiB at %p, %llu MiB%s, config %llu KiB\n",
 		c->region, c->nr_memsegs, (unsigned long long)(c->page_sz >> 10),
 		(void *)(uintptr_t)c->base, (unsigned long long)(c->size >> 20),
+		c->flags & HPM_CFG_F_DYNAMIC ? " reserved (dynamic)" : "",
 		(unsigned long long)(c->cfg_len >> 10));
 	hpm_memseg_contig_walk(dump_run, f);
 }

@@ -14,7 +14,7 @@
 /* @b continues @a: same node, next VA, next IOVA (one contiguous run). */
 static inline bool hpm_memseg_continues(const struct hpm_memseg *a, const struct hpm_memseg *b)
 {
-	return a->socket == b->socket &&
+	return a->socket == b->socket && !((a->flags | b->flags) & HPM_MEMSEG_F_HOLE) &&
 	       (uintptr_t)a->addr + a->len == (uintptr_t)b->addr &&
 	       a->iova != HPM_BAD_IOVA && b->iova != HPM_BAD_IOVA &&
 	       a->iova + a->len == b->iova;

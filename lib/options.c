@@ -31,7 +31,11 @@ static int parse_u64(const char *s, int base, uint64_t *out)
 	return 0;
 }
 
-static int parse_socket_mem(const char *s, uint64_t mem[HPM_MAX_NODES])
+/*
+ * --socket-mem sets the low 32 bits of each entry, --socket-limit the high
+ * ones (HPM_SOCKET_MEM()); each keeps what the other set.
+ */
+static int parse_socket_mem(const char *s, uint64_t mem[HPM_MAX_NODES], bool limit)
 {
 	uint64_t tmp[HPM_MAX_NODES] = { 0 };
 	unsigned int n = 0;
@@ -56,7 +60,12 @@ static int parse_socket_mem(const char *s, uint64_t mem[HPM_MAX_NODES])
 			break;
 		p = comma + 1;
 	}
-	memcpy(mem, tmp, sizeof(tmp));
+	for (int i = 0; i < HPM_MAX_NODES; i++) {
+		if (limit)
+			mem[i] = HPM_SOCKET_MEM(HPM_SOCKET_MEM_RESERVE(mem[i]), tmp[i]);
+		else
+			mem[i] = HPM_SOCKET_MEM(tmp[i], HPM_SOCKET_MEM_LIMIT(mem[i]));
+	}
 	return 0;
 }
 
@@ -99,6 +108,7 @@ int hpm_region_name_check(const char *name)
 enum opt_id {
 	OPT_REGION, OPT_SOCKET_MEM, OPT_PROC_TYPE, OPT_BACKEND, OPT_IOVA_MODE,
 	OPT_HUGE_DIR, OPT_BASE, OPT_MAX_MZ, OPT_LOG_LEVEL, OPT_VFIO,
+	OPT_SOCKET_LIMIT, OPT_LEGACY_MEM,
 };
 
 static const char *const opt_names[] = {
@@ -112,12 +122,14 @@ static const char *const opt_names[] = {
 	[OPT_MAX_MZ] = "max-memzones",
 	[OPT_LOG_LEVEL] = "log-level",
 	[OPT_VFIO] = "vfio",
+	[OPT_SOCKET_LIMIT] = "socket-limit",
+	[OPT_LEGACY_MEM] = "legacy-mem",
 };
 
 /* Options that are switches: present or not, no value. */
 static bool opt_is_switch(int id)
 {
-	return id == OPT_VFIO;
+	return id == OPT_VFIO || id == OPT_LEGACY_MEM;
 }
 
 /* Applies one option to @o; @val must outlive @o (argv or interned). */
@@ -133,7 +145,12 @@ static int apply(struct hpm_init_opts *o, int id, const char *val)
 		o->region = val;
 		return 0;
 	case OPT_SOCKET_MEM:
-		return parse_socket_mem(val, o->socket_mem);
+		return parse_socket_mem(val, o->socket_mem, false);
+	case OPT_SOCKET_LIMIT:
+		return parse_socket_mem(val, o->socket_mem, true);
+	case OPT_LEGACY_MEM:
+		o->flags |= HPM_INIT_F_LEGACY_MEM;
+		return 0;
 	case OPT_PROC_TYPE:
 		if (parse_enum(val, proc_names, HPM_ARRAY_SIZE(proc_names), &e))
 			return -EINVAL;

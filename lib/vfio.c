@@ -18,6 +18,7 @@
 #include <linux/capability.h>
 #include <linux/vfio.h>
 
+#include <hpmem/mem_event.h>
 #include <hpmem/vfio.h>
 
 #include "config.h"
@@ -70,6 +71,17 @@ static pthread_mutex_t vfio_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vcontainer conts[HPM_VFIO_MAX_CONTAINERS];
 static int default_idx = -1;
 static bool mem_valid;
+/*
+ * Dynamic regions: page i is mapped, in every container holding the
+ * library's memory, at pg_iova[i] (HPM_BAD_IOVA: not mapped). It follows
+ * this process's memory events, not the shared table: a page another
+ * process released stays mapped (and pinned, so never reused) here until
+ * this process hears of it, and its unmap then needs the old IOVA, which
+ * the table no longer has. Pages are mapped one by one, so that type1v2,
+ * which refuses to split a mapping, lets any single page be unmapped.
+ */
+static uint64_t *pg_iova;
+static uint32_t pg_n;
 
 static unsigned int cont_devices(const struct vcontainer *c)
 {
@@ -163,6 +175,20 @@ static int mem_runs(struct vcontainer *c, run_fn fn, unsigned int *arg)
 {
 	const struct hpm_config *cfg = hpm_cfg;
 	uint32_t i = 0;
+
+	if (pg_iova) {
+		for (i = 0; i < pg_n; i++) {
+			int ret;
+
+			if (pg_iova[i] == HPM_BAD_IOVA)
+				continue;
+			ret = fn(c, cfg->base + ((uint64_t)i << cfg->page_shift), pg_iova[i],
+				 cfg->page_sz, arg);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
 
 	while (i < cfg->nr_memsegs) {
 		const struct hpm_memseg *first = &cfg->memsegs[i];
@@ -363,12 +389,19 @@ static bool has_cap_ipc_lock(void)
  */
 static int memlock_check(void)
 {
-	uint64_t need = hpm_cfg->size;
+	uint64_t size = hpm_cfg->size, need;
 	struct rlimit rl;
 
+	/* Dynamic: what is there now; growth may fail to pin later (logged). */
+	if (pg_iova) {
+		size = 0;
+		for (uint32_t i = 0; i < pg_n; i++)
+			size += pg_iova[i] != HPM_BAD_IOVA ? hpm_cfg->page_sz : 0;
+	}
+	need = size;
 	for (int i = 0; i < HPM_VFIO_MAX_CONTAINERS; i++)
 		if (conts[i].used && conts[i].mem_mapped)
-			need += hpm_cfg->size;
+			need += size;
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY ||
 	    rl.rlim_cur >= need || has_cap_ipc_lock())
 		return 0;
@@ -427,9 +460,72 @@ static void mem_unmap(struct vcontainer *c)
 	c->mem_mapped = false;
 }
 
+/* Dynamic regions: the pages present now are the ones to map. */
+static void pg_track(void)
+{
+	const struct hpm_config *cfg = hpm_cfg;
+
+	free(pg_iova);
+	pg_iova = NULL;
+	pg_n = 0;
+	if (!(cfg->flags & HPM_CFG_F_DYNAMIC))
+		return;
+	pg_iova = malloc(cfg->nr_memsegs * sizeof(*pg_iova));
+	if (!pg_iova) {
+		hpm_log(HPM_LOG_ERR, "vfio: no memory to track the region's pages");
+		return;
+	}
+	pg_n = cfg->nr_memsegs;
+	for (uint32_t i = 0; i < pg_n; i++) {
+		const struct hpm_memseg *ms = &cfg->memsegs[i];
+
+		/* Acquire: pairs with dynmem.c's release store of the flags. */
+		pg_iova[i] = __atomic_load_n(&ms->flags, __ATOMIC_ACQUIRE) & HPM_MEMSEG_F_HOLE ?
+			     HPM_BAD_IOVA : ms->iova;
+	}
+}
+
+void hpm_vfio_mem_event(int type, const void *addr, size_t len)
+{
+	const struct hpm_config *cfg;
+	uint32_t first, n;
+
+	vfio_enter();
+	cfg = hpm_cfg;
+	if (!mem_valid || !pg_iova || !cfg)
+		goto out;
+	first = (uint32_t)(((uintptr_t)addr - cfg->base) >> cfg->page_shift);
+	n = (uint32_t)(len >> cfg->page_shift);
+	for (uint32_t i = first; i < first + n && i < pg_n; i++) {
+		uint64_t va = cfg->base + ((uint64_t)i << cfg->page_shift);
+		uint64_t iova = type == HPM_MEM_EVENT_ALLOC ? cfg->memsegs[i].iova : pg_iova[i];
+
+		if (iova == HPM_BAD_IOVA || (type == HPM_MEM_EVENT_ALLOC && pg_iova[i] == iova))
+			continue;
+		for (int k = 0; k < HPM_VFIO_MAX_CONTAINERS; k++) {
+			struct vcontainer *c = &conts[k];
+			int ret;
+
+			if (!c->used || !c->mem_mapped)
+				continue;
+			ret = type == HPM_MEM_EVENT_ALLOC ? dma_map(c->fd, va, iova, cfg->page_sz) :
+			      dma_unmap(c->fd, iova, cfg->page_sz);
+			if (ret && ret != -EEXIST)
+				hpm_log(HPM_LOG_ERR, "vfio: container %d: cannot %smap page at "
+					"IOVA 0x%llx: %s", c->fd,
+					type == HPM_MEM_EVENT_ALLOC ? "" : "un",
+					(unsigned long long)iova, strerror(-ret));
+		}
+		pg_iova[i] = type == HPM_MEM_EVENT_ALLOC ? iova : HPM_BAD_IOVA;
+	}
+out:
+	pthread_mutex_unlock(&vfio_lock);
+}
+
 void hpm_vfio_mem_attach(void)
 {
 	vfio_enter();
+	pg_track();
 	mem_valid = true;
 	for (int i = 0; i < HPM_VFIO_MAX_CONTAINERS; i++)
 		if (conts[i].used && conts[i].iommu_set)
@@ -457,6 +553,9 @@ void hpm_vfio_mem_detach(void)
 			cont_forget(c);
 	}
 	mem_valid = false;
+	free(pg_iova);
+	pg_iova = NULL;
+	pg_n = 0;
 	pthread_mutex_unlock(&vfio_lock);
 }
 

@@ -6,6 +6,7 @@
 #include <hpmem/common.h>
 #include <hpmem/init.h>
 #include <hpmem/memseg.h>
+#include <hpmem/mem_event.h>
 #include <hpmem/thread.h>
 #include <hpmem/vfio.h>
 #include <hpmem/malloc.h>

@@ -67,13 +67,38 @@ enum hpm_iova_mode {
  * so only when the IOMMU translates DMA; the other backends always can.
  */
 #define HPM_INIT_F_VFIO		(1U << 0)
+/*
+ * Today's fixed memory even when socket limits are set: all of
+ * --socket-mem is taken at start and kept until exit (DPDK's --legacy-mem).
+ */
+#define HPM_INIT_F_LEGACY_MEM	(1U << 1)
+
+/*
+ * Dynamic memory (docs/CORE.md, "Dynamic memory"). A node's socket_mem
+ * entry carries two numbers of MiB: the low 32 bits are what is taken at
+ * start and never given back (--socket-mem), the high 32 bits the most the
+ * node's heap may ever hold (--socket-limit, 0 = none). Any non-zero limit,
+ * without HPM_INIT_F_LEGACY_MEM, makes the region dynamic: it reserves
+ * address space and region offsets for every limit, the heaps grow by whole
+ * pages when a request cannot be met and give whole free pages back. The
+ * packing keeps struct hpm_init_opts (and the ABI) as it was.
+ */
+#define HPM_SOCKET_LIMIT_SHIFT	32
+#define HPM_SOCKET_MEM(reserve_mib, limit_mib) \
+	((uint64_t)(reserve_mib) | ((uint64_t)(limit_mib) << HPM_SOCKET_LIMIT_SHIFT))
+#define HPM_SOCKET_MEM_RESERVE(v)	((v) & 0xffffffffULL)
+#define HPM_SOCKET_MEM_LIMIT(v)		((v) >> HPM_SOCKET_LIMIT_SHIFT)
 
 struct hpm_init_opts {
 	const char *region;              /* region name; NULL -> "hpmem" */
 	enum hpm_proc_type proc_type;
 	enum hpm_backend backend;
 	enum hpm_iova_mode iova_mode;
-	uint64_t socket_mem[HPM_MAX_NODES]; /* MiB per node; all 0 -> 64 MiB on node 0 */
+	/*
+	 * MiB per node taken at start (all 0 and no limit -> 64 MiB on node
+	 * 0); high 32 bits: the node's limit, see HPM_SOCKET_MEM().
+	 */
+	uint64_t socket_mem[HPM_MAX_NODES];
 	unsigned int max_memzones;       /* 0 -> 2560 */
 	const char *huge_dir;            /* hugetlbfs mount; NULL -> found in /proc/mounts */
 	uintptr_t base_addr;             /* 0 -> library default */
@@ -102,6 +127,8 @@ void hpm_init_opts_default(struct hpm_init_opts *o);
  *   --backend auto|kmod|hugetlbfs|anon  --iova-mode auto|pa|va|compact  --huge-dir DIR
  *   --base-virtaddr ADDR  --max-memzones N  --log-level 1..4|err|warn|info|debug
  *   --vfio (no value: sets HPM_INIT_F_VFIO)
+ *   --socket-limit MiB[,MiB...] (the high halves of socket_mem: dynamic memory)
+ *   --legacy-mem (no value: sets HPM_INIT_F_LEGACY_MEM)
  * argv[0] is the program name and is skipped. Parsing stops at the first
  * argument that is not one of these options, or after "--" (consumed).
  * Returns the number of arguments consumed after argv[0] (the caller's own

@@ -31,13 +31,21 @@ struct hpm_memseg {
 
 /* The page holds the shared configuration (from its start). */
 #define HPM_MEMSEG_F_CONFIG	(1U << 0)
+/*
+ * Dynamic memory (--socket-limit): no page is there now; the entry keeps
+ * its address, length and node, its IOVA is HPM_BAD_IOVA. Pages come and
+ * go under the heaps; an entry's IOVA is written before the flag is
+ * cleared (release), so a reader that loads the flags with acquire and
+ * finds the page present reads its true IOVA. Walks skip holes.
+ */
+#define HPM_MEMSEG_F_HOLE	(1U << 1)
 
 /* IOVA of @va, or HPM_BAD_IOVA when it is not in the region. O(1). */
 uint64_t hpm_virt2iova(const void *va);
 /* The page holding @va, or NULL (hpm_errno = EINVAL). O(1). */
 const struct hpm_memseg *hpm_virt2memseg(const void *va);
 /*
- * Calls @fn for each page in VA order until it returns non-zero; returns
+ * Calls @fn for each present page in VA order until it returns non-zero; returns
  * that value, 0 when every call returned 0, or -ENODEV before hpm_init().
  */
 int hpm_memseg_walk(int (*fn)(const struct hpm_memseg *ms, void *arg), void *arg);

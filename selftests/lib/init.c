@@ -289,7 +289,7 @@ TEST(init_bad_opts)
 	o.proc_type = 7;
 	EXPECT_EQ(-EINVAL, hpm_init(&o));
 	o.proc_type = HPM_PROC_AUTO;
-	o.socket_mem[0] = 1ULL << 40;
+	o.socket_mem[0] = (1ULL << 30) + 1;	/* MiB taken at start, above the cap */
 	EXPECT_EQ(-EINVAL, hpm_init(&o));
 	o.socket_mem[0] = 16;
 	o.iova_mode = HPM_IOVA_COMPACT + 1;
