@@ -550,7 +550,11 @@ struct race {
 	_Atomic uint64_t released;	/* last iteration whose release returned */
 	_Atomic int stop;
 	_Atomic uint64_t reads, bus, stale;
+	_Atomic int slowed;	/* the reader's lookups were slowed down */
 };
+
+/* µs each page lookup of the reader's faults takes, where pfnref allows */
+#define RACE_SLOW_US	1500
 
 /*
  * One process reads a page over and over through its own mapping while
@@ -591,6 +595,17 @@ static void race_run(struct __test_metadata *_metadata, int fd,
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
+		struct pfnref_arg a = { .value = RACE_SLOW_US };
+		int rfd = pfnref_open();
+
+		/*
+		 * Hold each of this process's faults between its lookup and
+		 * its insert for a while (hpmem_pfnref.ko's kretprobe), so
+		 * that releases land in that window: without the fault lock
+		 * a fault would then map a page already released.
+		 */
+		if (rfd >= 0 && xioctl(rfd, PFNREF_IOC_SLOW_LOOKUP, &a) == 0)
+			atomic_store(&r->slowed, 1);
 		catch_bus();
 		race_reader(r, (uint64_t *)(p + PG + 4096 * 7));
 		_exit(0);
@@ -605,8 +620,9 @@ static void race_run(struct __test_metadata *_metadata, int fd,
 	}
 	atomic_store(&r->stop, 1);
 	EXPECT_EQ(0, wait_child(pid));
-	TH_LOG("%llu reads, %llu SIGBUS",
-	       (unsigned long long)r->reads, (unsigned long long)r->bus);
+	TH_LOG("%llu reads, %llu SIGBUS, lookups %s",
+	       (unsigned long long)r->reads, (unsigned long long)r->bus,
+	       r->slowed ? "slowed" : "not slowed (no hpmem_pfnref.ko)");
 	EXPECT_EQ(0, r->stale);
 	munmap(p, 2 * PG);
 	munmap(r, sizeof(*r));

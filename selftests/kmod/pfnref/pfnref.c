@@ -18,6 +18,7 @@
 #include <linux/version.h>
 
 #include "pfnref.h"
+#include "slow.h"
 
 /* As kmod/compat.h tests versions: true on kernels from @major.@minor on. */
 #define PFNREF_KERNEL_SINCE(major, minor) \
@@ -312,6 +313,9 @@ static long pfnref_ioctl(struct file *file, unsigned int cmd,
 	case PFNREF_IOC_POKE:
 		r = pfnref_poke(f, &arg);
 		break;
+	case PFNREF_IOC_SLOW_LOOKUP:
+		r = pfnref_slow_lookup(f, arg.value);
+		break;
 	default:
 		r = -ENOTTY;
 	}
@@ -338,6 +342,7 @@ static int pfnref_release(struct inode *inode, struct file *file)
 {
 	struct pfnref_file *f = file->private_data;
 
+	pfnref_slow_release(f);
 	pfnref_put_all(f);
 	pfnref_unpin_all(f);
 	mutex_destroy(&f->lock);

@@ -76,4 +76,13 @@ struct pfnref_dmabuf {
  */
 #define PFNREF_IOC_DMABUF_SEGS	_IOWR('P', 6, struct pfnref_dmabuf)
 
+/*
+ * SLOW_LOOKUP: from now on, whenever hpmem.ko's hpmem_region_page() returns
+ * in the calling process (a fault looking up a page, between the lookup and
+ * the insert), spin @value microseconds first (at most 10000; 0 turns it
+ * off, and so does closing the file). One file at a time (EBUSY); ENOENT
+ * when the kprobe cannot be placed (hpmem.ko not loaded, no kprobes).
+ */
+#define PFNREF_IOC_SLOW_LOOKUP	_IOW('P', 7, struct pfnref_arg)
+
 #endif /* HPMEM_PFNREF_H */
