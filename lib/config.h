@@ -12,6 +12,7 @@
 
 #include "dynmem.h"
 #include "internal.h"
+#include "malloc_ext.h"
 #include "malloc_heap.h"
 
 /* "HPMEMCFG": a region that does not start with it is not ours. */
@@ -24,9 +25,10 @@
  * struct sizes are checked as well, so a forgotten bump is still caught
  * when a size changes. 3: rings lock each MP/MC side. 4: heap elements
  * on a cache-line grid with an 8-byte trailer in every build. 5: dynamic
- * memory (struct hpm_dyn, memseg holes).
+ * memory (struct hpm_dyn, memseg holes). 6: heap runs with their base,
+ * removable at runtime; external heaps.
  */
-#define HPM_CFG_LAYOUT_VERSION	5
+#define HPM_CFG_LAYOUT_VERSION	6
 
 /* A thread slot's owner: pid << 32 | tid, 0 when free. */
 struct hpm_thread_slot {
@@ -71,7 +73,9 @@ struct hpm_config {
 
 	struct hpm_thread_slot threads[HPM_MAX_THREADS] __hpm_cache_aligned;
 
-	struct hpm_heap heaps[HPM_MAX_NODES] __hpm_cache_aligned;
+	/* Node heaps, then external heaps (malloc_ext.c). */
+	struct hpm_heap heaps[HPM_HEAP_SLOTS] __hpm_cache_aligned;
+	struct hpm_ext_tbl ext __hpm_cache_aligned;
 
 	/* Dynamic memory (dynmem.c): zero unless HPM_CFG_F_DYNAMIC. */
 	struct hpm_dyn dyn __hpm_cache_aligned;

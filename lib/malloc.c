@@ -8,8 +8,15 @@
 
 #include <hpmem/malloc.h>
 
+#include "config.h"
 #include "internal.h"
 #include "malloc_heap.h"
+
+/* Heap slots in use: external heaps exist only over an initialised region. */
+static int heap_slots(void)
+{
+	return hpm_config() ? HPM_HEAP_SLOTS : HPM_MAX_NODES;
+}
 
 /* Explicit node: that node only, as rte_malloc_socket() does. */
 static inline unsigned int socket_flags(int socket)
@@ -97,7 +104,9 @@ __hpm_export int hpm_malloc_get_socket_stats(int socket,
 	struct hpm_heap *tbl = hpm_heap_table();
 	struct hpm_heap_stats st;
 
-	if (!stats || socket < 0 || socket >= HPM_MAX_NODES)
+	/* An external heap's socket id counts only while the heap exists (as DPDK). */
+	if (!stats || socket < 0 || socket >= heap_slots() ||
+	    (socket >= HPM_MAX_NODES && hpm_malloc_heap_socket_is_external(socket) != 1))
 		return hpm_fail(EINVAL);
 	hpm_heap_stats(tbl ? &tbl[socket] : NULL, &st);
 	stats->heap_totalsz_bytes = st.total;
@@ -113,7 +122,7 @@ __hpm_export void hpm_malloc_dump_stats(FILE *f, int socket)
 {
 	struct hpm_heap *tbl = hpm_heap_table();
 
-	for (int s = 0; s < HPM_MAX_NODES; s++) {
+	for (int s = 0; s < heap_slots(); s++) {
 		struct hpm_heap_stats st;
 
 		if (socket != HPM_SOCKET_ANY && socket != s)
@@ -137,7 +146,7 @@ __hpm_export int hpm_malloc_validate(void)
 
 	if (!tbl)
 		return 0;
-	for (int s = 0; s < HPM_MAX_NODES; s++) {
+	for (int s = 0; s < heap_slots(); s++) {
 		int ret;
 
 		if (tbl[s].magic != HPM_HEAP_MAGIC)

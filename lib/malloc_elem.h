@@ -145,6 +145,23 @@ static inline bool heaps_get(struct hpm_heap **tbl, uint32_t *mask)
 	return hpm_heap_test_tbl != NULL;
 }
 
+/*
+ * heaps_get(), with the external heaps in bits HPM_MAX_NODES.. of *@mask:
+ * for finding a pointer's heap, never for choosing where to allocate.
+ */
+static inline bool heaps_get_all(struct hpm_heap **tbl, uint32_t *mask)
+{
+	struct hpm_config *cfg = hpm_cfg;
+
+	if (likely(cfg)) {
+		*tbl = cfg->heaps;
+		*mask = (cfg->socket_mask & ((1u << HPM_MAX_NODES) - 1)) |
+			__atomic_load_n(&cfg->ext.mask, __ATOMIC_ACQUIRE) << HPM_MAX_NODES;
+		return true;
+	}
+	return heaps_get(tbl, mask);
+}
+
 /* ---- element helpers (all O(1), inlined into the fast paths) ---- */
 
 static inline size_t elem_size(const struct hpm_elem *e)
@@ -331,7 +348,7 @@ heap_of_ptr(uintptr_t p, const struct hpm_heap_run **run)
 	struct hpm_heap *tbl;
 	uint32_t mask;
 
-	if (!heaps_get(&tbl, &mask))
+	if (!heaps_get_all(&tbl, &mask))
 		return NULL;
 	while (mask) {
 		struct hpm_heap *h = &tbl[__builtin_ctz(mask)];

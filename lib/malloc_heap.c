@@ -345,7 +345,7 @@ static uint64_t heap_instance(void)
 
 int hpm_heap_init(struct hpm_heap *h, int socket)
 {
-	if (!h || socket < 0 || socket >= HPM_MAX_NODES)
+	if (!h || socket < 0 || socket >= HPM_HEAP_SLOTS)
 		return hpm_fail(EINVAL);
 	memset(h, 0, sizeof(*h));
 	hpm_robust_lock_init(&h->lock);
@@ -1139,11 +1139,14 @@ void *hpm_heap_alloc_biggest(int socket, size_t align, unsigned int flags,
 	if (!heaps_get(&tbl, &mask))
 		return hpm_fail_ptr(ENODEV);
 	if ((align && !HPM_IS_POW2(align)) || align > REQ_MAX ||
-	    socket < HPM_SOCKET_ANY || socket >= HPM_MAX_NODES ||
+	    socket < HPM_SOCKET_ANY || socket >= HPM_HEAP_SLOTS ||
 	    (flags & ~HPM_HEAP_F_ALL))
 		return hpm_fail_ptr(EINVAL);
 	if (align < ELEM_ALIGN)
 		align = ELEM_ALIGN;
+	/* An external heap's socket id names that heap alone. */
+	if (socket >= HPM_MAX_NODES && !heaps_get_all(&tbl, &mask))
+		return hpm_fail_ptr(ENODEV);
 	if (socket != HPM_SOCKET_ANY)
 		mask &= 1u << socket;
 	/* Our cached blocks would hide free space from the search. */
@@ -1254,7 +1257,7 @@ void *hpm_heap_realloc(void *ptr, size_t size, size_t align, int socket,
 	if (!ptr)
 		return hpm_heap_alloc(socket, size, align, 0, flags);
 	if ((align && !HPM_IS_POW2(align)) || socket < HPM_SOCKET_ANY ||
-	    socket >= HPM_MAX_NODES || (flags & ~HPM_HEAP_F_ALL))
+	    socket >= HPM_HEAP_SLOTS || (flags & ~HPM_HEAP_F_ALL))
 		return hpm_fail_ptr(EINVAL);
 	if (align < ELEM_ALIGN)
 		align = ELEM_ALIGN;

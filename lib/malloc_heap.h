@@ -6,8 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hpmem/malloc.h>
+
 #include "internal.h"
 #include "robust_lock.h"
+
+/* Node heaps, then external heaps (socket id HPM_MAX_NODES + i). */
+#define HPM_HEAP_SLOTS		(HPM_MAX_NODES + HPM_MAX_EXT_HEAPS)
 
 /*
  * Two-level segregated fit (TLSF): the first level splits sizes by powers
@@ -79,7 +84,10 @@ struct hpm_heap {
 	struct hpm_elem *free_list[HPM_HEAP_FL_COUNT][HPM_HEAP_SL_COUNT];
 } __hpm_cache_aligned;
 
-/* Make @h an empty heap for node @socket. 0 or -EINVAL. */
+/*
+ * Make @h an empty heap for node @socket, or for external heap
+ * @socket - HPM_MAX_NODES (< HPM_HEAP_SLOTS). 0 or -EINVAL.
+ */
 int hpm_heap_init(struct hpm_heap *h, int socket);
 
 /*

@@ -137,6 +137,21 @@ static inline bool tc_intact(struct hpm_heap *h, struct hpm_elem *e)
 }
 
 /*
+ * tc_intact() under the heap lock: a lock-free check may have looked at a
+ * run that memory being added or removed just changed (malloc_heap.c,
+ * "Adding and removing memory"); under the lock the runs hold still.
+ */
+static __hpm_cold bool tc_intact_locked(struct hpm_heap *h, struct hpm_elem *e)
+{
+	bool ok;
+
+	heap_lock(h);
+	ok = tc_intact(h, e);
+	heap_unlock(h);
+	return ok;
+}
+
+/*
  * Written after free (or a corrupt heap): the list runs through the block,
  * so neither it nor what follows can be trusted. They are leaked rather
  * than handed out or merged.
@@ -157,7 +172,7 @@ static void tc_drain(struct tcache *tc, struct hpm_heap *h, struct tc_bin *b,
 	uint32_t i;
 
 	for (i = 0; i < keep && *pp; i++) {
-		if (unlikely(!tc_intact(h, *pp))) {
+		if (unlikely(!tc_intact(h, *pp)) && !tc_intact_locked(h, *pp)) {
 			tc_corrupt(h, *pp);
 			break;
 		}
@@ -277,11 +292,13 @@ void hpm_heap_cache_flush(void)
 static void tc_bind(struct tcache *tc, struct hpm_heap *h,
 		    const struct hpm_heap_run *run)
 {
+	uintptr_t start = run_start(run), end = run_end(run);
 	struct hpm_heap *tbl;
 	uint32_t mask;
 
-	tc->run_lo = run->start;
-	tc->run_span16 = (run->end - run->start) >> 4;
+	/* A run emptied meanwhile (start/end 0) binds an empty span. */
+	tc->run_lo = start;
+	tc->run_span16 = end > start ? (end - start) >> 4 : 0;
 	tc->tag = heap_tag(h->socket);
 	tc->cur = &tc->nodes[h->socket];
 	tc->cur_socket = h->socket;
@@ -303,7 +320,8 @@ static __attribute__((noinline)) bool tc_put_slow(struct hpm_heap *h,
 	struct tc_node *n;
 	struct tc_bin *b;
 
-	if (size >= TC_MAX_NEED)
+	/* External heaps have no caches: their memory may be removed any time. */
+	if (size >= TC_MAX_NEED || s >= HPM_MAX_NODES)
 		return false;
 	if (!tc) {
 		tc = tc_create();
@@ -335,7 +353,7 @@ bool hpm_heap_cache_take(struct hpm_heap *h, struct hpm_elem *e)
 	struct tc_node *n;
 	struct tc_bin *b;
 
-	if (!tc || size >= TC_MAX_NEED ||
+	if (!tc || size >= TC_MAX_NEED || h->socket >= HPM_MAX_NODES ||
 	    tc->nodes[h->socket].instance != h->instance)
 		return false;
 	n = &tc->nodes[h->socket];
@@ -420,13 +438,24 @@ static __attribute__((noinline)) void *heap_alloc_slow(int socket, size_t size,
 	if (unlikely(!size || (flags & ~HPM_HEAP_F_ALL) ||
 		     (align && !HPM_IS_POW2(align)) ||
 		     (bound && (!HPM_IS_POW2(bound) || bound < size)) ||
-		     socket < HPM_SOCKET_ANY || socket >= HPM_MAX_NODES))
+		     socket < HPM_SOCKET_ANY || socket >= HPM_HEAP_SLOTS))
 		return hpm_fail_ptr(EINVAL);
 	if (unlikely(size > REQ_MAX || align > REQ_MAX))
 		return hpm_fail_ptr(ENOMEM);
 	if (align < ELEM_ALIGN)
 		align = ELEM_ALIGN;
 	need = elem_need(size);
+	if (unlikely(socket >= HPM_MAX_NODES)) {
+		/* An external heap: that heap alone, no cache, no growth. */
+		if (!heaps_get_all(&tbl, &mask) || !(mask & (1u << socket)))
+			return hpm_fail_ptr(EINVAL);
+		p = hpm_heap_take(&tbl[socket], size, need, align, bound, flags);
+		if (!p)
+			return hpm_fail_ptr(ENOMEM);
+		if (flags & HPM_HEAP_F_ZERO)
+			memset(p, 0, size);
+		return p;
+	}
 
 	first = socket == HPM_SOCKET_ANY ? local_socket(mask) : socket;
 	for (int tries = 0; !p && tries < 2; tries++) {

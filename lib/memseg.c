@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "internal.h"
+#include "malloc_ext.h"
 #include "memseg.h"
 
 static int cmp_offset(const void *a, const void *b)
@@ -105,6 +106,8 @@ __hpm_export uint64_t hpm_virt2iova(const void *va)
 	if (unlikely(!c))
 		return HPM_BAD_IOVA;
 	ms = lookup(c, va);
+	if (unlikely(!ms))
+		ms = hpm_ext_virt2memseg(va);	/* external heaps' memory */
 	if (unlikely(!ms) || ms->iova == HPM_BAD_IOVA)
 		return HPM_BAD_IOVA;
 	return ms->iova + ((uintptr_t)va - (uintptr_t)ms->addr);
@@ -118,6 +121,8 @@ __hpm_export const struct hpm_memseg *hpm_virt2memseg(const void *va)
 	if (!c)
 		return hpm_fail_ptr(ENODEV);
 	ms = lookup(c, va);
+	if (!ms)
+		ms = hpm_ext_virt2memseg(va);	/* external heaps' memory */
 	if (!ms)
 		return hpm_fail_ptr(EINVAL);
 	return ms;
@@ -133,7 +138,7 @@ bool hpm_memseg_iova_contig(const void *va, size_t len)
 		return false;
 	first = lookup(c, va);
 	if (!first)
-		return false;
+		return hpm_ext_iova_contig(va, len);
 	if (len == 0)
 		return true;
 	if (__builtin_add_overflow((uintptr_t)va, len - 1, &end))

@@ -335,7 +335,9 @@ mz_reserve(const char *name, size_t len, int socket, unsigned int flags,
 		return hpm_fail_ptr(-rc);
 	if (flags & ~HPM_MEMZONE_F_ALL)
 		return hpm_fail_ptr(EINVAL);
-	if (socket != HPM_SOCKET_ANY && (socket < 0 || socket >= HPM_MAX_NODES))
+	/* A node, or an external heap's socket id (HPM_SOCKET_ANY never picks one). */
+	if (socket != HPM_SOCKET_ANY && (socket < 0 || socket >= HPM_MAX_NODES) &&
+	    hpm_malloc_heap_socket_is_external(socket) != 1)
 		return hpm_fail_ptr(EINVAL);
 	if (align == 0)
 		align = HPM_CACHE_LINE_SIZE;
@@ -364,7 +366,7 @@ mz_reserve(const char *name, size_t len, int socket, unsigned int flags,
 	 * met by all memory or by none.
 	 */
 	if ((flags & (HPM_MEMZONE_2MB | HPM_MEMZONE_1GB)) &&
-	    !(flags & HPM_MEMZONE_SIZE_HINT_ONLY)) {
+	    !(flags & HPM_MEMZONE_SIZE_HINT_ONLY) && socket < HPM_MAX_NODES) {
 		bool ok = ((flags & HPM_MEMZONE_2MB) &&
 			   cfg->page_sz == MZ_PAGE_2M) ||
 			  ((flags & HPM_MEMZONE_1GB) &&

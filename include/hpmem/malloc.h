@@ -95,7 +95,7 @@ struct hpm_malloc_socket_stats {
 
 /*
  * 0 on success (all zero for a node without memory), -EINVAL when @socket
- * is out of range or @stats NULL. Blocks in other threads' caches count as
+ * is out of range or @stats NULL. An external heap's socket id works too. Blocks in other threads' caches count as
  * allocated.
  */
 int hpm_malloc_get_socket_stats(int socket,
@@ -113,6 +113,80 @@ void hpm_malloc_dump_stats(FILE *f, int socket);
  * debugging, not the fast path.
  */
 int hpm_malloc_validate(void);
+
+/*
+ * External heaps, as DPDK's rte_malloc_heap_*(): named heaps over memory
+ * the application maps itself (anonymous, hugetlbfs, device memory), with
+ * their own socket ids. The hpm_malloc*_socket() calls, memzones and
+ * hpm_malloc_get_socket_stats() take such a socket id; HPM_SOCKET_ANY
+ * never picks an external heap. Blocks are freed with hpm_free() as any
+ * other. Unlike DPDK, every call returns 0 (or a socket id) on success
+ * and a negative errno on failure, also left in hpm_errno.
+ * The heaps live in the region's shared configuration: every process of
+ * the region sees them. The memory itself must be mapped at the same
+ * address in every process that touches blocks from it (the caller's
+ * job, as in DPDK); a process other than the one that added it calls
+ * hpm_malloc_heap_memory_attach() first, which checks that.
+ */
+#define HPM_MALLOC_HEAP_NAME_SIZE	32	/* name, NUL included */
+#define HPM_MAX_EXT_HEAPS		8	/* socket ids HPM_MAX_NODES.. */
+#define HPM_EXT_HEAP_MAX_CHUNKS		16	/* memory_add() calls per heap */
+
+/*
+ * An empty heap named @name, with the next free socket id. -EINVAL (NULL,
+ * empty or too long a name), -EEXIST (a heap of that name exists: also
+ * "socket_N", the names of the node heaps, as in DPDK), -ENOSPC (all
+ * HPM_MAX_EXT_HEAPS in use), -ENODEV before hpm_init().
+ */
+int hpm_malloc_heap_create(const char *name);
+/*
+ * -EINVAL (bad name), -ENOENT (no such heap), -EPERM (a node heap),
+ * -EBUSY (memory still added, or blocks still allocated).
+ */
+int hpm_malloc_heap_destroy(const char *name);
+/*
+ * Give @len bytes at @va, @n_pages pages of @page_sz bytes, to heap
+ * @name. @va and @len must be multiples of @page_sz, a power of two;
+ * @iova_addrs holds each page's IOVA (NULL: HPM_BAD_IOVA for all, and
+ * @n_pages is ignored), kept in the region so that hpm_virt2iova() and
+ * hpm_virt2memseg() answer for this memory in every process. The bytes
+ * are overwritten by the heap's headers. -EINVAL (bad argument, overlap
+ * with memory of any heap, @n_pages != @len / @page_sz), -ENOENT (no such
+ * heap), -EPERM (a node heap), -ENOSPC (HPM_EXT_HEAP_MAX_CHUNKS added
+ * already), -ENOMEM (no room in the node heaps for the page table).
+ */
+int hpm_malloc_heap_memory_add(const char *name, void *va, size_t len,
+			       const uint64_t iova_addrs[], unsigned int n_pages,
+			       size_t page_sz);
+/*
+ * Take back a chunk given by hpm_malloc_heap_memory_add(), exactly
+ * (@va and @len as added). -EINVAL (bad argument, or a range that is not
+ * one whole chunk), -ENOENT (no such heap or chunk), -EPERM (a node
+ * heap), -EBUSY (a block in it is still allocated -- blocks in other
+ * threads' caches do not exist here: external heaps have none -- or
+ * another live process is still attached to it).
+ */
+int hpm_malloc_heap_memory_remove(const char *name, void *va, size_t len);
+/*
+ * In a process other than the one that added it: declare that the chunk
+ * @va/@len of heap @name is mapped at @va here. Checked: the range must
+ * be mapped and hold that heap's memory (its first block header), else
+ * -EFAULT. Other errors as remove, plus -ENOSPC (too many processes
+ * attached). Detach before the memory is unmapped; remove refuses
+ * (-EBUSY) while another live process is attached.
+ */
+int hpm_malloc_heap_memory_attach(const char *name, void *va, size_t len);
+int hpm_malloc_heap_memory_detach(const char *name, void *va, size_t len);
+/*
+ * Socket id of heap @name (external heaps, and "socket_N" for node N's
+ * heap), or -EINVAL (NULL or bad name), -ENOENT.
+ */
+int hpm_malloc_heap_get_socket(const char *name);
+/*
+ * 1 when @socket is an existing external heap, 0 for a node or
+ * HPM_SOCKET_ANY, -EINVAL otherwise (as DPDK's -1).
+ */
+int hpm_malloc_heap_socket_is_external(int socket);
 
 #ifdef __cplusplus
 }

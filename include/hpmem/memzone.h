@@ -40,7 +40,9 @@ struct hpm_memzone {
 
 /*
  * Reserve len bytes on socket (HPM_SOCKET_ANY: any node, the caller's
- * first). A specific socket never falls back to another node. As in DPDK,
+ * first; an external heap's socket id, hpm_malloc_heap_get_socket(): that
+ * heap, where HPM_MEMZONE_2MB/_1GB are hints). A specific socket never
+ * falls back to another node. As in DPDK,
  * len is rounded up to a whole cache line (100 -> 128; mz->len says so),
  * and len == 0 reserves the largest block there is (with bound: bound
  * bytes) on that node (HPM_SOCKET_ANY: on the node that has it), all of

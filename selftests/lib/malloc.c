@@ -215,7 +215,7 @@ TEST_F(heap, bad_args)
 	ASSERT_EQ(NULL, hpm_heap_alloc(0, self->len, 0, 0, 0));
 	ASSERT_EQ(ENOMEM, hpm_errno);
 	ASSERT_EQ(-EINVAL, hpm_heap_init(NULL, 0));
-	ASSERT_EQ(-EINVAL, hpm_heap_init(&self->tbl[1], HPM_MAX_NODES));
+	ASSERT_EQ(-EINVAL, hpm_heap_init(&self->tbl[1], HPM_HEAP_SLOTS));
 	/* Memory already in the heap, or misaligned. */
 	ASSERT_EQ(-EINVAL, hpm_heap_add_memory(&self->tbl[0], self->buf[0], 4096));
 	ASSERT_EQ(-EINVAL, hpm_heap_add_memory(&self->tbl[0], (char *)self->buf[0] + 8, 4096));
