@@ -352,18 +352,31 @@ heap_of_ptr(uintptr_t p, const struct hpm_heap_run **run)
 		return NULL;
 	while (mask) {
 		struct hpm_heap *h = &tbl[__builtin_ctz(mask)];
-		uint32_t n;
+		uint32_t gen;
 
 		mask &= mask - 1;
 		if (p < __atomic_load_n(&h->lo, __ATOMIC_RELAXED) ||
 		    p >= __atomic_load_n(&h->hi, __ATOMIC_RELAXED))
 			continue;
-		n = __atomic_load_n(&h->nr_runs, __ATOMIC_ACQUIRE);
-		for (uint32_t i = 0; i < n; i++) {
-			if (p >= run_start(&h->runs[i]) && p < run_end(&h->runs[i])) {
-				*run = &h->runs[i];
-				return h;
+		gen = __atomic_load_n(&h->runs_gen, __ATOMIC_ACQUIRE);
+		for (;;) {
+			uint32_t n = __atomic_load_n(&h->nr_runs, __ATOMIC_ACQUIRE), g2;
+
+			for (uint32_t i = 0; i < n; i++) {
+				if (p >= run_start(&h->runs[i]) && p < run_end(&h->runs[i])) {
+					*run = &h->runs[i];
+					return h;
+				}
 			}
+			/*
+			 * Missed: a run may have shrunk after we passed the slot
+			 * of its replacement. The writer bumped runs_gen before
+			 * shrinking, so having seen the shrink we see the bump.
+			 */
+			g2 = __atomic_load_n(&h->runs_gen, __ATOMIC_ACQUIRE);
+			if (g2 == gen)
+				break;
+			gen = g2;
 		}
 	}
 	return NULL;

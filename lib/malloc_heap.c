@@ -370,7 +370,10 @@ int hpm_heap_init(struct hpm_heap *h, int socket)
  *    a new run (or the piece behind a split) is published before the old
  *    run shrinks; a run grows before the run joined into it is cleared;
  *    a slot is emptied end first and filled start first, so a half
- *    written slot matches nothing;
+ *    written slot matches nothing. A lookup scans the slots one by one,
+ *    though, and may pass the new slot before the old one shrinks: such
+ *    shrinks come after a bump of runs_gen, and a lookup that misses
+ *    scans again while runs_gen moved (a miss is an error path anyway);
  *  - memory added is reached only through a block allocated from it,
  *    under the lock after the addition: whoever frees that block got it
  *    through some synchronisation that also orders the addition before
@@ -429,6 +432,15 @@ static void run_publish(struct hpm_heap *h, struct hpm_heap_run *r,
 	run_set(r, start, end, base);
 	if (r == &h->runs[h->nr_runs])
 		__atomic_store_n(&h->nr_runs, h->nr_runs + 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * Before a store that takes live memory out of a slot, once what replaces
+ * it is published: lookups that missed look again (heap_of_ptr()).
+ */
+static void runs_gen_bump(struct hpm_heap *h)
+{
+	__atomic_store_n(&h->runs_gen, h->runs_gen + 1, __ATOMIC_RELEASE);
 }
 
 /* Widen lo/hi to cover [start, end) before a run there is published. */
@@ -532,6 +544,7 @@ static void run_join(struct hpm_heap *h, struct hpm_heap_run *l,
 	h->total_bytes += q->start - l->end;
 	/* Grow @l over @q before @q's slot goes: a live block is always in one. */
 	__atomic_store_n(&l->end, q->end, __ATOMIC_RELEASE);
+	runs_gen_bump(h);
 	run_clear(q);
 }
 
@@ -750,6 +763,7 @@ int hpm_heap_remove_memory(struct hpm_heap *h, void *va, size_t len)
 	/* Publish what stays before anything shrinks (see above). */
 	if (left && right) {
 		run_publish(h, slot, rs, r->end, b);
+		runs_gen_bump(h);
 		__atomic_store_n(&r->end, a, __ATOMIC_RELEASE);
 	} else if (left) {
 		__atomic_store_n(&r->end, a, __ATOMIC_RELEASE);

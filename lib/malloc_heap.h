@@ -76,6 +76,12 @@ struct hpm_heap {
 	/* Differs on every hpm_heap_init(): thread caches of an older heap are stale. */
 	uint64_t instance;
 	uint32_t nr_runs;	/* slots in use or once used (high-water mark) */
+	/*
+	 * Bumped before any store that takes live memory out of a slot whose
+	 * replacement is already published (a split's shrink, a join's clear):
+	 * a lock-free lookup that missed rescans when it changed.
+	 */
+	uint32_t runs_gen;
 	/* Bounds of all runs, for a quick "is this ours" test (may be wider). */
 	uintptr_t lo, hi;
 	struct hpm_heap_run runs[HPM_HEAP_MAX_RUNS];
