@@ -148,8 +148,37 @@ static vm_fault_t hpmem_pfn_fault(struct vm_fault *vmf)
 }
 
 /*
+ * Maps every 4 KiB subpage of the faulting 2 MiB page @head that the VMA
+ * covers, so that a sparse region's page costs one fault, not 512. Stops
+ * at a subpage that is mapped already (-EBUSY), having mapped those before.
+ */
+static int hpmem_map_around(struct vm_fault *vmf, struct page *head)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	pgoff_t first = vmf->pgoff & ~(pgoff_t)(HPMEM_SUBPAGES - 1);
+	pgoff_t lo = max_t(pgoff_t, first, vma->vm_pgoff);
+	pgoff_t hi = min_t(pgoff_t, first + HPMEM_SUBPAGES,
+			   vma->vm_pgoff + vma_pages(vma));
+	unsigned long nr = hi - lo, i;
+	struct page **subpages;
+	int ret;
+
+	subpages = kmalloc_array(nr, sizeof(*subpages), GFP_KERNEL);
+	if (!subpages)
+		return -ENOMEM;
+	for (i = 0; i < nr; i++)
+		subpages[i] = nth_page(head, lo - first + i);
+	ret = vm_insert_pages(vma, vma->vm_start +
+			      ((lo - vma->vm_pgoff) << PAGE_SHIFT),
+			      subpages, &nr);
+	kfree(subpages);
+	return ret;
+}
+
+/*
  * A pinnable region's PTE was zapped (MADV_DONTNEED, a release), or never
- * filled (a sparse region's, see hpmem_mmap()): map the 4 KiB page.
+ * filled (a sparse region's, see hpmem_mmap()): map the 2 MiB page around
+ * it, or if part of it is mapped already, the 4 KiB page alone.
  */
 static vm_fault_t hpmem_page_fault(struct vm_fault *vmf)
 {
@@ -158,9 +187,11 @@ static vm_fault_t hpmem_page_fault(struct vm_fault *vmf)
 
 	hpmem_fault_lock(vmf);
 	page = hpmem_fault_page(vmf, vmf->pgoff);
-	if (page) {
+	if (page && hpmem_map_around(vmf, page)) {
 		page = nth_page(page, vmf->pgoff & (HPMEM_SUBPAGES - 1));
 		ret = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
+	} else if (page) {
+		ret = 0;
 	}
 	hpmem_fault_unlock(vmf);
 	if (ret == -ENOMEM)
@@ -284,7 +315,8 @@ out_unlock:
 		/*
 		 * Not for a sparse region: the VMA joins the file's mapping
 		 * only after ->mmap(), so a release meanwhile could not zap
-		 * what was inserted here. Its pages fault in instead.
+		 * what was inserted here. Its pages fault in instead, 2 MiB
+		 * at a time (hpmem_map_around()).
 		 */
 		if (!region->max_pages) {
 			ret = hpmem_insert_pages(vma, region);

@@ -393,6 +393,43 @@ TEST_F(sp, release_pinnable)
 	munmap(p, 3 * PG);
 }
 
+static long minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+/*
+ * A pinnable sparse region is not filled at mmap(), but its first fault
+ * maps the whole 2 MiB page: a few faults, not 512 per page. A 4 KiB PTE
+ * zapped inside a mapped page is refilled alone.
+ */
+TEST_F(sp, pinnable_fault_maps_whole_page)
+{
+	long before, faults;
+	uint64_t v;
+	char *p;
+
+	ASSERT_EQ(0, sp_create(self->fd, self->name, HPMEM_REGION_PINNABLE,
+			       2));
+	ASSERT_EQ(0, grow_at(self->fd, 0, 0, 2));
+	p = map_region(self->fd, 2 * PG, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	before = minflt();
+	for (size_t off = 0; off < 2 * PG; off += 4096)
+		p[off] = (char)(off >> 12);
+	faults = minflt() - before;
+	TH_LOG("%ld faults for 1024 4 KiB pages", faults);
+	EXPECT_GE(8, faults);
+	ASSERT_EQ(0, madvise(p + PG + 5 * 4096, 4096, MADV_DONTNEED));
+	EXPECT_EQ(0, peek((uint64_t *)(p + PG + 5 * 4096), &v));
+	EXPECT_EQ((char)((PG + 5 * 4096) >> 12), (char)v);
+	EXPECT_EQ((char)((PG + 6 * 4096) >> 12), p[PG + 6 * 4096]);
+	munmap(p, 2 * PG);
+}
+
 /* A DMA-pinned page is not released: EBUSY, and nothing changes. */
 TEST_F(sp, release_dma_pinned)
 {

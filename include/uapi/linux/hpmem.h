@@ -295,9 +295,9 @@ struct hpmem_pool_resize {
  * A region created without @max_pages (@max_pages 0, or a caller that
  * predates it) behaves as before: no holes, mmap within @nr_pages, GROW
  * appends; HPMEM_GROW_AT and HPMEM_IOC_REGION_RELEASE fail with EINVAL.
- * A 4 KiB pinnable sparse region is populated at fault time (one fault per
- * 4 KiB page touched) rather than at mmap(), so that a release racing with
- * an mmap() cannot leave a page mapped.
+ * A pinnable sparse region is populated at fault time rather than at
+ * mmap(), so that a release racing with an mmap() cannot leave a page
+ * mapped: the first access to a 2 MiB page maps all of its 4 KiB pages.
  */
 
 /**
