@@ -233,5 +233,8 @@ int hpm_config_check_tables_view(const struct hpm_config *c, const struct hpm_vi
 		if (ret)
 			return ret;
 	}
+	ret = hpm_ext_check(c);
+	if (ret)
+		return ret;
 	return hpm_memzone_table_check(c, v);
 }

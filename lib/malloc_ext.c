@@ -472,3 +472,47 @@ bool hpm_ext_iova_contig(const void *va, size_t len)
 			return false;
 	return true;
 }
+
+/* ---- checking a primary's table (secondaries, inspect) ---- */
+
+#define EXT_BAD(fmt, ...)						\
+	do {								\
+		hpm_log(HPM_LOG_ERR, "shared config: bad ext." fmt ", refusing the region", \
+			##__VA_ARGS__);					\
+		return -EPROTO;						\
+	} while (0)
+
+int hpm_ext_check(const struct hpm_config *c)
+{
+	const struct hpm_ext_tbl *t = &c->ext;
+	uintptr_t lo = c->base, hi = c->base + c->size;
+
+	if (t->mask >> HPM_MAX_EXT_HEAPS)
+		EXT_BAD("mask 0x%x", t->mask);
+	for (int i = 0; i < HPM_MAX_EXT_HEAPS; i++) {
+		const struct hpm_ext_heap *x = &t->heap[i];
+		const struct hpm_heap *h = &c->heaps[HPM_MAX_NODES + i];
+
+		if (!(t->mask & (1u << i)))
+			continue;
+		if (!x->in_use || x->nr_chunks > HPM_EXT_HEAP_MAX_CHUNKS ||
+		    strnlen(x->name, sizeof(x->name)) == sizeof(x->name) ||
+		    h->magic != HPM_HEAP_MAGIC || h->socket != HPM_MAX_NODES + i ||
+		    h->nr_runs > HPM_HEAP_MAX_RUNS)
+			EXT_BAD("heap[%d]: in_use %u, %u chunks, %u runs", i, x->in_use,
+				x->nr_chunks, h->nr_runs);
+		for (uint32_t j = 0; j < x->nr_chunks; j++) {
+			const struct hpm_ext_chunk *k = &x->chunks[j];
+			uintptr_t ms = (uintptr_t)k->ms;
+
+			/* Lookups index @ms by page: it must lie in the region. */
+			if (k->len && (!k->page_sz || !HPM_IS_POW2(k->page_sz) ||
+				       k->len % k->page_sz || k->n_pages != k->len / k->page_sz ||
+				       k->va + k->len < k->va || ms < lo || ms >= hi ||
+				       (hi - ms) / sizeof(*k->ms) < k->n_pages))
+				EXT_BAD("heap[%d].chunks[%u]: %#lx+%#llx", i, j,
+					(unsigned long)k->va, (unsigned long long)k->len);
+		}
+	}
+	return 0;
+}

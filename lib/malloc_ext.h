@@ -55,4 +55,11 @@ const struct hpm_memseg *hpm_ext_virt2memseg(const void *va);
 /* [va, va + len) IOVA-contiguous in external memory (false outside it). */
 bool hpm_ext_iova_contig(const void *va, size_t len);
 
+struct hpm_config;
+/*
+ * Secondary (and inspect): the external heap table of @c, whose chunk
+ * tables every lookup trusts, is sane: 0, or -EPROTO (logged).
+ */
+int hpm_ext_check(const struct hpm_config *c);
+
 #endif /* HPM_MALLOC_EXT_H */

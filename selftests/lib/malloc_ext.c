@@ -23,6 +23,7 @@
 
 #include "kselftest_harness.h"
 
+#include "config.h"
 #include "malloc_heap.h"
 
 #define MiB (1024UL * 1024)
@@ -755,6 +756,35 @@ TEST(ext_secondary)
 	ASSERT_EQ(0, hpm_cleanup());
 	munmap(mem, EXT_LEN);
 	munmap(priv, EXT_LEN);
+}
+
+/*
+ * What a secondary checks before it trusts the external heap table
+ * (hpm_config_check_tables(); ext_secondary passes it for real): a chunk's
+ * page table must lie in the region, its sizes must agree.
+ */
+TEST_F(ext, secondary_checks_table)
+{
+	struct hpm_ext_chunk *k = &hpm_cfg->ext.heap[0].chunks[0];
+	struct hpm_memseg *ms;
+
+	EXT_UP();
+	ASSERT_EQ(0, hpm_malloc_heap_create("ext"));
+	ASSERT_EQ(0, hpm_malloc_heap_memory_add("ext", self->mem, EXT_LEN, NULL, 0, EXT_PG));
+	ASSERT_EQ(0, hpm_ext_check(hpm_cfg));
+	ms = k->ms;
+	k->ms = (struct hpm_memseg *)8;
+	ASSERT_EQ(-EPROTO, hpm_ext_check(hpm_cfg));
+	k->ms = ms;
+	k->n_pages++;
+	ASSERT_EQ(-EPROTO, hpm_ext_check(hpm_cfg));
+	k->n_pages--;
+	hpm_cfg->ext.mask |= 1u << HPM_MAX_EXT_HEAPS;
+	ASSERT_EQ(-EPROTO, hpm_ext_check(hpm_cfg));
+	hpm_cfg->ext.mask &= ~(1u << HPM_MAX_EXT_HEAPS);
+	ASSERT_EQ(0, hpm_ext_check(hpm_cfg));
+	ASSERT_EQ(0, hpm_malloc_heap_memory_remove("ext", self->mem, EXT_LEN));
+	ASSERT_EQ(0, hpm_malloc_heap_destroy("ext"));
 }
 
 TEST_HARNESS_MAIN
