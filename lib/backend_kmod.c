@@ -17,6 +17,7 @@
 #include <linux/hpmem.h>
 
 #include "backend.h"
+#include "dynmem.h"
 #include "iommu.h"
 
 struct kmod_info {
@@ -153,6 +154,85 @@ static int pick_pinnable(struct hpm_be *be, const struct kmod_info *ki, uint32_t
 	return 0;
 }
 
+/* Dynamic regions: pages of @node into the holes at [off, off + len). */
+static int kmod_grow(struct hpm_be *be, uint64_t off, uint64_t len, int node)
+{
+	struct hpmem_region_grow g = {
+		.argsz = sizeof(g),
+		.flags = HPMEM_GROW_AT,
+		.node = (uint32_t)node,
+		.nr_pages = len >> HPMEM_PAGE_SHIFT,
+		.offset = off,
+	};
+
+	if (ioctl(be->fd, HPMEM_IOC_REGION_GROW, &g)) {
+		int err = errno;
+
+		hpm_log(err == ENOMEM ? HPM_LOG_DEBUG : HPM_LOG_ERR,
+			"kmod: cannot add %llu pages of node %d at offset 0x%llx: %s",
+			(unsigned long long)g.nr_pages, node, (unsigned long long)off,
+			strerror(err));
+		return err == ENOSPC ? -ENOMEM : -err;
+	}
+	return 0;
+}
+
+/* Back to the pool, out of every process's mapping; -EBUSY while DMA-pinned. */
+static int kmod_release(struct hpm_be *be, uint64_t off, uint64_t len)
+{
+	struct hpmem_region_release r = {
+		.argsz = sizeof(r),
+		.offset = off,
+		.nr_pages = len >> HPMEM_PAGE_SHIFT,
+	};
+
+	return ioctl(be->fd, HPMEM_IOC_REGION_RELEASE, &r) ? -errno : 0;
+}
+
+/*
+ * The page at offset @off from the module's table (present pages only, in
+ * physical order for callers who see addresses: a full look each time;
+ * growth is rare next to allocation).
+ */
+static int kmod_page_info(struct hpm_be *be, void *va, uint64_t off, int node,
+			  struct hpm_be_seg *out)
+{
+	struct hpmem_region_segs rs = { .argsz = sizeof(rs) };
+	struct hpmem_seg *ks = NULL;
+	int ret = -ENOENT;
+
+	(void)va;
+	if (ioctl(be->fd, HPMEM_IOC_REGION_SEGS, &rs))
+		return -errno;
+	ks = calloc(rs.nr_segs ? rs.nr_segs : 1, sizeof(*ks));
+	if (!ks)
+		return -ENOMEM;
+	rs.segs = (uintptr_t)ks;
+	if (ioctl(be->fd, HPMEM_IOC_REGION_SEGS, &rs)) {
+		ret = -errno;
+		goto out;
+	}
+	for (uint32_t i = 0; i < rs.nr_segs; i++) {
+		if (ks[i].offset != off)
+			continue;
+		if ((int)ks[i].node != node) {
+			hpm_log(HPM_LOG_ERR, "kmod: page at offset 0x%llx is on node %u, not %d",
+				(unsigned long long)off, ks[i].node, node);
+			ret = -EPROTO;
+			goto out;
+		}
+		out->offset = off;
+		out->iova = be->addrs && ks[i].phys ? ks[i].phys : HPM_BAD_IOVA;
+		out->node = node;
+		out->hole = false;
+		ret = 0;
+		break;
+	}
+out:
+	free(ks);
+	return ret;
+}
+
 static int kmod_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 {
 	struct hpmem_region_create rc = { .argsz = sizeof(rc) };
@@ -169,12 +249,35 @@ static int kmod_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 	if (ret)
 		goto fail;
 	snprintf(rc.name, sizeof(rc.name), "%s", be->name);
+	if (be->sparse) {
+		if (!(ki.features & HPMEM_FEAT_SPARSE)) {
+			hpm_log(HPM_LOG_ERR, "kmod: this hpmem.ko has no sparse regions: "
+				"dynamic memory (--socket-limit) needs a newer module, or use "
+				"--legacy-mem");
+			ret = -ENOTSUP;
+			goto fail;
+		}
+		ret = hpm_dyn_plan(be);
+		if (ret)
+			goto fail;
+		rc.max_pages = be->size >> HPMEM_PAGE_SHIFT;
+	}
 	if (ioctl(be->fd, HPMEM_IOC_REGION_CREATE, &rc)) {
 		ret = -errno;
 		if (ret != -EEXIST)
 			hpm_log(HPM_LOG_ERR, "kmod: cannot create region '%s': %s", be->name,
 				strerror(errno));
 		goto fail;
+	}
+	if (be->sparse) {
+		/* The config pages, then each node's floor at its slice. */
+		ret = kmod_grow(be, 0, be->cfg_bytes, be->cfg_node);
+		for (int n = 0; n < HPM_MAX_NODES && !ret; n++)
+			if (be->floor[n])
+				ret = kmod_grow(be, be->slice_off[n], be->floor[n], n);
+		if (ret)
+			goto fail;
+		return 0;
 	}
 	be->size = 0;
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
@@ -224,6 +327,9 @@ static int kmod_attach(struct hpm_be *be)
 		return ret;
 	}
 	be->size = at.nr_pages << HPMEM_PAGE_SHIFT;
+	/* A sparse region is mapped whole, holes included. */
+	if (ki.features & HPMEM_FEAT_SPARSE && at.max_pages)
+		be->size = at.max_pages << HPMEM_PAGE_SHIFT;
 	return 0;
 }
 
@@ -233,7 +339,8 @@ static int kmod_map(struct hpm_be *be, void *addr, size_t len, uint64_t off,
 	int ret = hpm_mmap_how(addr, len, PROT_READ | PROT_WRITE, MAP_SHARED, be->fd,
 			       (off_t)off, how, out);
 
-	if (ret || !be->primary)
+	/* Holes of a dynamic region would SIGBUS: pages fault in on first use. */
+	if (ret || !be->primary || be->sparse)
 		return ret;
 	/*
 	 * MAP_POPULATE skips PFN mappings; fault every page in now (one PMD
@@ -301,6 +408,9 @@ const struct hpm_be_ops hpm_be_kmod_ops = {
 	.attach = kmod_attach,
 	.map = kmod_map,
 	.segs = kmod_segs,
+	.grow = kmod_grow,
+	.release = kmod_release,
+	.page_info = kmod_page_info,
 	.detach = kmod_detach,
 	.destroy = kmod_destroy,
 };

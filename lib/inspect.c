@@ -45,7 +45,8 @@ struct hpm_inspect {
 /* Map [off, off + len) of the region read-only, at @addr when not NULL. */
 static int map_ro(struct hpm_inspect *in, void *addr, size_t len, uint64_t off, void **out)
 {
-	int flags = MAP_SHARED | (addr ? MAP_FIXED : 0);
+	/* NORESERVE: a dynamic hugetlbfs region's holes take no reservation. */
+	int flags = MAP_SHARED | MAP_NORESERVE | (addr ? MAP_FIXED : 0);
 	void *p = mmap(addr, len, PROT_READ, flags, in->be.fd, (off_t)off);
 
 	if (p == MAP_FAILED)
@@ -369,6 +370,19 @@ __hpm_export int hpm_inspect_heaps(const struct hpm_inspect *in,
 		st.largest_free = heap_largest_free(&in->v, &in->cfg->heaps[n], h);
 		st.lock_owner_pid = (int)(atomic_load_explicit(&h->lock.owner,
 							       memory_order_relaxed) >> 32);
+		if (in->cfg->flags & HPM_CFG_F_DYNAMIC) {
+			const struct hpm_dyn_node *dn = &in->cfg->dyn.node[n];
+
+			st.limit = dn->limit;
+			st.reserved = dn->floor;
+			st.present = atomic_load_explicit(&in->live->dyn.node[n].present,
+							  memory_order_relaxed);
+		} else {
+			for (uint32_t i = 0; i < in->cfg->nr_memsegs; i++)
+				if (in->cfg->memsegs[i].socket == n)
+					st.present += in->cfg->memsegs[i].len;
+			st.limit = st.reserved = st.present;
+		}
 		rc = fn(&st, arg);
 		if (rc)
 			return rc;

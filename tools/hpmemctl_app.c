@@ -62,16 +62,23 @@ static int heap_one(const struct hpm_inspect_heap *h, void *arg)
 		json_ku64(w, "free_count", h->free_count);
 		json_ku64(w, "runs", h->runs);
 		json_ki64(w, "lock_owner_pid", h->lock_owner_pid);
+		json_ku64(w, "limit", h->limit);
+		json_ku64(w, "reserved", h->reserved);
+		json_ku64(w, "present", h->present);
 		json_obj_end(w);
 	} else {
 		if (!a->n)
-			printf("%-6s %14s %14s %14s %10s %10s %s\n", "socket", "total",
-			       "free", "largest_free", "allocs", "free_blks", "lock");
-		printf("%-6d %14llu %14llu %14llu %10llu %10llu ", h->socket,
-		       (unsigned long long)h->total, (unsigned long long)h->free,
+			printf("%-6s %14s %14s %14s %10s %10s %10s %10s %10s %s\n", "socket",
+			       "total", "free", "largest_free", "allocs", "free_blks",
+			       "limit_MiB", "resv_MiB", "pres_MiB", "lock");
+		printf("%-6d %14llu %14llu %14llu %10llu %10llu %10llu %10llu %10llu ",
+		       h->socket, (unsigned long long)h->total, (unsigned long long)h->free,
 		       (unsigned long long)h->largest_free,
 		       (unsigned long long)h->alloc_count,
-		       (unsigned long long)h->free_count);
+		       (unsigned long long)h->free_count,
+		       (unsigned long long)(h->limit >> 20),
+		       (unsigned long long)(h->reserved >> 20),
+		       (unsigned long long)(h->present >> 20));
 		if (h->lock_owner_pid)
 			printf("held by %d\n", h->lock_owner_pid);
 		else

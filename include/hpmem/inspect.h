@@ -88,6 +88,14 @@ struct hpm_inspect_heap {
 	uint64_t largest_free;
 	uint32_t runs;		/* separate VA ranges */
 	int lock_owner_pid;	/* 0 when the heap lock is free */
+	/*
+	 * The node's pages (hpm_mem_socket_info()): at most @limit, @reserved
+	 * kept from start, @present backed now. All three equal for a region
+	 * without dynamic memory (--socket-limit).
+	 */
+	uint64_t limit;
+	uint64_t reserved;
+	uint64_t present;
 };
 
 /*
