@@ -338,9 +338,41 @@ static inline struct tc_link *tc_link(struct hpm_elem *e)
 /* ---- finding a heap and checking pointers (no lock) ---- */
 
 /*
- * The heap and run holding @p, or NULL. Runs never change once processes
- * use the heap, so this needs no lock; it guarantees that the header in
- * front of @p is mapped memory before anyone reads it.
+ * The run of heap @h holding @p, or NULL; no lock. Runs change under the
+ * heap lock while we look (malloc_heap.c, "Adding and removing memory"):
+ * a miss while runs_gen moved is looked at again.
+ */
+static __hpm_always_inline const struct hpm_heap_run *
+heap_find_run(struct hpm_heap *h, uintptr_t p)
+{
+	uint32_t gen, g2;
+
+	if (p < __atomic_load_n(&h->lo, __ATOMIC_RELAXED) ||
+	    p >= __atomic_load_n(&h->hi, __ATOMIC_RELAXED))
+		return NULL;
+	gen = __atomic_load_n(&h->runs_gen, __ATOMIC_ACQUIRE);
+	for (;;) {
+		uint32_t n = __atomic_load_n(&h->nr_runs, __ATOMIC_ACQUIRE);
+
+		for (uint32_t i = 0; i < n; i++)
+			if (p >= run_start(&h->runs[i]) && p < run_end(&h->runs[i]))
+				return &h->runs[i];
+		/*
+		 * Missed: a run may have shrunk after we passed the slot of
+		 * its replacement. The writer bumped runs_gen before
+		 * shrinking, so having seen the shrink we see the bump.
+		 */
+		g2 = __atomic_load_n(&h->runs_gen, __ATOMIC_ACQUIRE);
+		if (g2 == gen)
+			return NULL;
+		gen = g2;
+	}
+}
+
+/*
+ * The heap and run holding @p, or NULL. Needs no lock (heap_find_run());
+ * it guarantees that the header in front of @p is mapped memory before
+ * anyone reads it, for every live block.
  */
 static __hpm_always_inline struct hpm_heap *
 heap_of_ptr(uintptr_t p, const struct hpm_heap_run **run)
@@ -352,32 +384,11 @@ heap_of_ptr(uintptr_t p, const struct hpm_heap_run **run)
 		return NULL;
 	while (mask) {
 		struct hpm_heap *h = &tbl[__builtin_ctz(mask)];
-		uint32_t gen;
 
 		mask &= mask - 1;
-		if (p < __atomic_load_n(&h->lo, __ATOMIC_RELAXED) ||
-		    p >= __atomic_load_n(&h->hi, __ATOMIC_RELAXED))
-			continue;
-		gen = __atomic_load_n(&h->runs_gen, __ATOMIC_ACQUIRE);
-		for (;;) {
-			uint32_t n = __atomic_load_n(&h->nr_runs, __ATOMIC_ACQUIRE), g2;
-
-			for (uint32_t i = 0; i < n; i++) {
-				if (p >= run_start(&h->runs[i]) && p < run_end(&h->runs[i])) {
-					*run = &h->runs[i];
-					return h;
-				}
-			}
-			/*
-			 * Missed: a run may have shrunk after we passed the slot
-			 * of its replacement. The writer bumped runs_gen before
-			 * shrinking, so having seen the shrink we see the bump.
-			 */
-			g2 = __atomic_load_n(&h->runs_gen, __ATOMIC_ACQUIRE);
-			if (g2 == gen)
-				break;
-			gen = g2;
-		}
+		*run = heap_find_run(h, p);
+		if (*run)
+			return h;
 	}
 	return NULL;
 }

@@ -127,13 +127,12 @@ static void tc_tables_init(void)
 /* A cached block of @h still as we left it (the list runs through user memory). */
 static inline bool tc_intact(struct hpm_heap *h, struct hpm_elem *e)
 {
-	const struct hpm_heap_run *run = NULL;
 	uintptr_t p = (uintptr_t)elem_data(e);
-
+	const struct hpm_heap_run *run = heap_find_run(h, p);
 	size_t size;
 
-	return heap_of_ptr(p, &run) == h && !elem_why(h, run, p, true, &size) &&
-	       elem_cached(e);
+	/* Heaps' memory never overlaps: in a run of @h is in @h. */
+	return run && !elem_why(h, run, p, true, &size) && elem_cached(e);
 }
 
 /*
@@ -422,6 +421,64 @@ static inline int local_socket(uint32_t mask)
 	return tc->node;
 }
 
+/* The node heaps allowed, @first first (and its thread cache), then the others. */
+static __hpm_always_inline void *heap_try(struct hpm_heap *tbl, uint32_t mask, int first,
+			     int socket, size_t size, size_t need, size_t align,
+			     size_t bound, unsigned int flags)
+{
+	void *p = NULL;
+
+	if (first >= 0 && first < HPM_MAX_NODES && (mask & (1u << first))) {
+		if (align == ELEM_ALIGN && !bound && !(flags & HPM_HEAP_F_CONTIG) &&
+		    need < TC_MAX_NEED)
+			p = tc_get(&tbl[first], first, need);
+		if (!p)
+			p = hpm_heap_take(&tbl[first], size, need, align, bound,
+					  flags);
+		mask &= ~(1u << first);
+	}
+	if (!p && socket != HPM_SOCKET_ANY && (flags & HPM_HEAP_F_STRICT))
+		mask = 0;
+	while (!p && mask) {
+		int s = __builtin_ctz(mask);
+
+		mask &= mask - 1;
+		p = hpm_heap_take(&tbl[s], size, need, align, bound, flags);
+	}
+	return p;
+}
+
+/* Nothing anywhere allowed: grow the first node's heap, then retry once. */
+static __hpm_cold __attribute__((noinline)) void *
+heap_alloc_grow(struct hpm_heap *tbl, uint32_t mask, int first, int socket,
+		size_t size, size_t need, size_t align, size_t bound,
+		unsigned int flags)
+{
+	if (first < 0 || first >= HPM_MAX_NODES ||
+	    hpm_heap_grow(&tbl[first], size, align, bound, flags))
+		return NULL;
+	return heap_try(tbl, mask, first, socket, size, need, align, bound, flags);
+}
+
+/* External heap @socket: that heap alone, no cache, no growth. */
+static __hpm_cold __attribute__((noinline)) void *
+heap_alloc_ext(int socket, size_t size, size_t need, size_t align,
+	       size_t bound, unsigned int flags)
+{
+	struct hpm_heap *tbl;
+	uint32_t mask;
+	void *p;
+
+	if (!heaps_get_all(&tbl, &mask) || !(mask & (1u << socket)))
+		return hpm_fail_ptr(EINVAL);
+	p = hpm_heap_take(&tbl[socket], size, need, align, bound, flags);
+	if (!p)
+		return hpm_fail_ptr(ENOMEM);
+	if (flags & HPM_HEAP_F_ZERO)
+		memset(p, 0, size);
+	return p;
+}
+
 /* Everything but a thread-cache hit: checks, the heaps, fallback. */
 static __attribute__((noinline)) void *heap_alloc_slow(int socket, size_t size,
 						      size_t align, size_t bound,
@@ -445,44 +502,16 @@ static __attribute__((noinline)) void *heap_alloc_slow(int socket, size_t size,
 	if (align < ELEM_ALIGN)
 		align = ELEM_ALIGN;
 	need = elem_need(size);
-	if (unlikely(socket >= HPM_MAX_NODES)) {
-		/* An external heap: that heap alone, no cache, no growth. */
-		if (!heaps_get_all(&tbl, &mask) || !(mask & (1u << socket)))
-			return hpm_fail_ptr(EINVAL);
-		p = hpm_heap_take(&tbl[socket], size, need, align, bound, flags);
-		if (!p)
-			return hpm_fail_ptr(ENOMEM);
-		if (flags & HPM_HEAP_F_ZERO)
-			memset(p, 0, size);
+	if (unlikely(socket >= HPM_MAX_NODES))
+		p = heap_alloc_ext(socket, size, need, align, bound, flags);
+	if (unlikely(socket >= HPM_MAX_NODES))
 		return p;
-	}
 
 	first = socket == HPM_SOCKET_ANY ? local_socket(mask) : socket;
-	for (int tries = 0; !p && tries < 2; tries++) {
-		uint32_t m = mask;
-
-		if (first >= 0 && first < HPM_MAX_NODES && (m & (1u << first))) {
-			if (align == ELEM_ALIGN && !bound && !(flags & HPM_HEAP_F_CONTIG) &&
-			    need < TC_MAX_NEED)
-				p = tc_get(&tbl[first], first, need);
-			if (!p)
-				p = hpm_heap_take(&tbl[first], size, need, align, bound,
-						  flags);
-			m &= ~(1u << first);
-		}
-		if (!p && socket != HPM_SOCKET_ANY && (flags & HPM_HEAP_F_STRICT))
-			m = 0;
-		while (!p && m) {
-			int s = __builtin_ctz(m);
-
-			m &= m - 1;
-			p = hpm_heap_take(&tbl[s], size, need, align, bound, flags);
-		}
-		/* Nothing anywhere allowed: grow the first node's heap, then retry once. */
-		if (!p && (tries || first < 0 || first >= HPM_MAX_NODES ||
-			   hpm_heap_grow(&tbl[first], size, align, bound, flags)))
-			break;
-	}
+	p = heap_try(tbl, mask, first, socket, size, need, align, bound, flags);
+	if (unlikely(!p))
+		p = heap_alloc_grow(tbl, mask, first, socket, size, need, align, bound,
+				    flags);
 	if (unlikely(!p))
 		return hpm_fail_ptr(ENOMEM);
 	if (flags & HPM_HEAP_F_ZERO)
