@@ -99,7 +99,6 @@ void hpm_dyn_config_init(struct hpm_config *c, const struct hpm_be *be)
 	struct hpm_dyn *d = &c->dyn;
 
 	d->enabled = 1;
-	d->spare_pages = 1;
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
 		struct hpm_dyn_node *dn = &d->node[n];
 
@@ -294,6 +293,22 @@ static void announce(struct hpm_config *c)
 	pthread_mutex_unlock(&view_lock);
 }
 
+/*
+ * The free room a heap keeps, and grows by on top of a request: an eighth
+ * of what is in use, at least half a page. Growth and release use the
+ * same measure, so they never undo each other: a loop that allocates and
+ * frees across a page boundary finds its page still there, and a heap
+ * just big enough for its blocks does not spend its time searching for
+ * fits (TLSF near exhaustion scans). An emptied heap keeps half a page of
+ * room, i.e. gives every whole page above the floor back.
+ */
+static uint64_t dyn_spare(const struct hpm_config *c, const struct hpm_heap *h)
+{
+	uint64_t in_use = __atomic_load_n(&h->alloc_bytes, __ATOMIC_RELAXED) / 8;
+
+	return in_use > c->page_sz / 2 ? in_use : c->page_sz / 2;
+}
+
 /* First run of @k holes in @dn's slice: its memseg index, or -1. */
 static int64_t find_holes(struct hpm_config *c, struct hpm_dyn_node *dn, uint32_t k)
 {
@@ -341,7 +356,7 @@ int hpm_dyn_grow(struct hpm_heap *h, size_t size, size_t align, size_t bound,
 	struct hpm_config *c = hpm_cfg;
 	struct hpm_dyn_node *dn;
 	uint64_t need, *pa;
-	uint32_t k;
+	uint32_t k, want;
 	int64_t i;
 	int node, ret;
 
@@ -363,15 +378,22 @@ int hpm_dyn_grow(struct hpm_heap *h, size_t size, size_t align, size_t bound,
 	if (need < size || need > dn->limit)
 		return -ENOMEM;
 	k = (uint32_t)(HPM_ALIGN_UP(need, c->page_sz) >> c->page_shift);
+	/* And the spare room, when the slice has it. */
+	want = (uint32_t)(HPM_ALIGN_UP(need + (dyn_spare(c, h) > c->page_sz / 2 ?
+					       dyn_spare(c, h) : 0), c->page_sz) >> c->page_shift);
 	if (in_dyn)
 		return -ENOMEM;
-	pa = calloc(k, sizeof(*pa));
+	pa = calloc(want > k ? want : k, sizeof(*pa));
 	if (!pa)
 		return -ENOMEM;
 	in_dyn = true;
 	grow_lock(c, dn, node);
 	hpm_mem_event_sync();
-	i = find_holes(c, dn, k);
+	i = want > k ? find_holes(c, dn, want) : -1;
+	if (i >= 0)
+		k = want;
+	else
+		i = find_holes(c, dn, k);
 	if (i < 0) {
 		ret = -ENOMEM;
 		goto out;
@@ -426,17 +448,18 @@ static int trim_range(struct hpm_config *c, struct hpm_heap *h, struct hpm_dyn_n
 	if (b > c->base + dn->slice_off + dn->limit)
 		b = c->base + dn->slice_off + dn->limit;
 	/*
-	 * Hysteresis: one whole free page stays while the rest of the heap
-	 * has less than half a page free. That is the state in which the
-	 * next allocation would grow again, so a loop that allocates and
-	 * frees across a page boundary finds its page still there; a heap
-	 * with room elsewhere (or emptied) gives everything above the floor
-	 * back. Growth refills from the bottom of the slice: the lowest
-	 * page is the one kept.
+	 * Hysteresis: free room the heap keeps (dyn_spare()). Pages that
+	 * would leave less than that free elsewhere stay, lowest first
+	 * (growth refills from the bottom of the slice).
 	 */
-	if (a < b && __atomic_load_n(&h->free_bytes, __ATOMIC_RELAXED) <
-		     (uint64_t)(b - a) + c->page_sz / 2)
-		a += (uintptr_t)c->dyn.spare_pages * c->page_sz;
+	if (a < b) {
+		uint64_t spare = dyn_spare(c, h);
+		uint64_t free_b = __atomic_load_n(&h->free_bytes, __ATOMIC_RELAXED);
+		uint64_t other = free_b > (uint64_t)(b - a) ? free_b - (b - a) : 0;
+
+		if (other < spare)
+			a += HPM_ALIGN_UP(spare - other, c->page_sz);
+	}
 	if (a >= b)
 		return 0;
 	i = (uint32_t)((a - c->base) >> c->page_shift);
@@ -505,11 +528,12 @@ void hpm_dyn_trim(struct hpm_heap *h, void *va, size_t len, void *arg)
 	 * by the hysteresis, pages it could not give back (no run slot for a
 	 * split), and reports our own heap calls made meanwhile leave whole
 	 * free pages elsewhere: sweep, largest range first, while that gives
-	 * pages back. In the steady state (a page kept for a loop at its
-	 * boundary) this costs one look at the heap's large free blocks.
+	 * pages back. Not when this report gave nothing back: the
+	 * hysteresis kept its page because the rest of the heap has less than
+	 * half a page free, so no whole free page lies elsewhere either, and
+	 * the steady state of a loop at a page boundary stays cheap (the sweep
+	 * flushes this thread's cache).
 	 */
-	(void)ret;
-	ret = 1;
 	for (uint32_t n = 0; n < c->nr_memsegs && (ret > 0 || trim_missed); n++) {
 		void *v;
 		size_t l;

@@ -33,12 +33,7 @@ struct hpm_dyn_node {
 
 struct hpm_dyn {
 	uint32_t enabled;	/* 1: the region is dynamic (HPM_CFG_F_DYNAMIC) */
-	/*
-	 * Free whole pages a node keeps while it has live blocks, so that a
-	 * malloc/free loop at a page boundary does not grow and release a
-	 * page each time.
-	 */
-	uint32_t spare_pages;
+	uint32_t pad;
 	/*
 	 * Bumped (release) after every change of a memseg entry's presence:
 	 * a process whose last seen value differs has events to deliver.
