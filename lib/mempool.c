@@ -16,6 +16,7 @@
 #include "crash_step.h"
 #define HPM_RING_TEST_STEP()	HPM_CRASH_STEP()
 
+#include <hpmem/malloc.h>
 #include <hpmem/memseg.h>
 #include <hpmem/memzone.h>
 #include <hpmem/mempool.h>
@@ -236,7 +237,9 @@ hpm_mempool_create_empty(const char *name, unsigned int n,
 	if (cache_size > HPM_MEMPOOL_CACHE_MAX_SIZE ||
 	    (uint64_t)cache_size * 3 > (uint64_t)n * 2)
 		return hpm_fail_ptr(EINVAL);
-	if (socket != HPM_SOCKET_ANY && (socket < 0 || socket >= HPM_MAX_NODES))
+	/* A node, or an external heap (hpm_malloc_heap_get_socket()), as DPDK. */
+	if (socket != HPM_SOCKET_ANY && (socket < 0 || socket >= HPM_MAX_NODES) &&
+	    hpm_malloc_heap_socket_is_external(socket) != 1)
 		return hpm_fail_ptr(EINVAL);
 
 	align = (flags & HPM_MEMPOOL_F_NO_CACHE_ALIGN) ? 8 :

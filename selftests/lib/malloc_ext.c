@@ -18,6 +18,7 @@
 
 #include <hpmem/init.h>
 #include <hpmem/malloc.h>
+#include <hpmem/mempool.h>
 #include <hpmem/memseg.h>
 #include <hpmem/memzone.h>
 
@@ -615,6 +616,37 @@ TEST_F(ext, iova_table)
 	ASSERT_EQ(0, hpm_malloc_heap_memory_remove("ext", self->mem, EXT_LEN));
 	ASSERT_EQ(HPM_BAD_IOVA, hpm_virt2iova(self->mem + EXT_PG));
 	ASSERT_EQ(0, hpm_malloc_heap_destroy("ext"));
+}
+
+/* A mempool on an external heap's socket id, as rte_mempool_create() allows. */
+TEST_F(ext, mempool)
+{
+	struct hpm_mempool *mp;
+	void *obj[64];
+	int socket;
+
+	EXT_UP();
+	ASSERT_EQ(0, hpm_malloc_heap_create("ext"));
+	socket = hpm_malloc_heap_get_socket("ext");
+	ASSERT_EQ(0, hpm_malloc_heap_memory_add("ext", self->mem, EXT_LEN, self->iova,
+						EXT_LEN / EXT_PG, EXT_PG));
+	mp = hpm_mempool_create("ext_mp", 1023, 256, 32, 0, NULL, NULL, socket, 0);
+	ASSERT_NE(NULL, mp) TH_LOG("hpm_errno %d", hpm_errno);
+	ASSERT_EQ(0, hpm_mempool_get_bulk(mp, obj, 64));
+	for (int i = 0; i < 64; i++) {
+		ASSERT_TRUE((char *)obj[i] >= self->mem &&
+			    (char *)obj[i] + 256 <= self->mem + EXT_LEN);
+		memset(obj[i], i, 256);
+	}
+	hpm_mempool_put_bulk(mp, obj, 64);
+	/* The pool's memory is in the chunk: it cannot go yet. */
+	ASSERT_EQ(-EBUSY, hpm_malloc_heap_memory_remove("ext", self->mem, EXT_LEN));
+	hpm_mempool_free(mp);
+	ASSERT_EQ(0, hpm_malloc_heap_memory_remove("ext", self->mem, EXT_LEN));
+	ASSERT_EQ(0, hpm_malloc_heap_destroy("ext"));
+	/* And a socket id that names no heap is refused. */
+	ASSERT_EQ(NULL, hpm_mempool_create("ext_mp", 1023, 256, 32, 0, NULL, NULL, socket, 0));
+	ASSERT_EQ(EINVAL, hpm_errno);
 }
 
 /* Limits: HPM_MAX_EXT_HEAPS heaps, HPM_EXT_HEAP_MAX_CHUNKS chunks. */
