@@ -345,7 +345,7 @@ int hpmem_region_export(struct file *file, void *arg)
 	    re->length > (u64)HPMEM_REGION_MAX_PAGES << HPMEM_PAGE_SHIFT ||
 	    re->offset > (u64)HPMEM_REGION_MAX_PAGES << HPMEM_PAGE_SHIFT)
 		return -EINVAL;
-	if (mode == O_RDWR && !(file->f_mode & FMODE_WRITE))
+	if (!(file->f_mode & FMODE_WRITE))
 		return -EACCES;
 	nr = re->length >> HPMEM_PAGE_SHIFT;
 

@@ -212,6 +212,9 @@ static int hpmem_cmd_region_grow(struct file *file, void *arg)
 		return -EINVAL;
 	if (rg->flags & HPMEM_GROW_AT && rg->offset & (HPMEM_PAGE_SIZE - 1))
 		return -EINVAL;
+	/* Filling a hole writes the region, as fallocate() does a file. */
+	if (rg->flags & HPMEM_GROW_AT && !(file->f_mode & FMODE_WRITE))
+		return -EBADF;
 	return hpmem_region_grow(file, rg->node, rg->nr_pages, rg->flags,
 				 &rg->offset);
 }
@@ -222,6 +225,13 @@ static int hpmem_cmd_region_release(struct file *file, void *arg)
 
 	if (rr->flags || !rr->nr_pages || rr->offset & (HPMEM_PAGE_SIZE - 1))
 		return -EINVAL;
+	/*
+	 * Punching holes destroys contents every mapping sees: a file that
+	 * could not map the region writable may not, as for
+	 * fallocate(FALLOC_FL_PUNCH_HOLE) (vfs_fallocate()).
+	 */
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EBADF;
 	return hpmem_region_release_pages(file,
 					  rr->offset >> HPMEM_PAGE_SHIFT,
 					  rr->nr_pages);

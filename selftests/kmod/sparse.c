@@ -555,6 +555,35 @@ TEST_F(sp, bad_input)
 	close(fd2);
 }
 
+/*
+ * A file open read-only cannot map the region writable, so it may not
+ * destroy contents either: RELEASE and GROW_AT give EBADF, as fallocate()
+ * on a read-only file does, and change nothing.
+ */
+TEST_F(sp, read_only_file)
+{
+	uint64_t v;
+	char *p;
+	int ro;
+
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 0, 4));
+	ASSERT_EQ(0, grow_at(self->fd, 0, 0, 1));
+	p = map_region(self->fd, 4 * PG, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[0] = 7;
+	ro = open(HPMEM_DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, ro);
+	ASSERT_EQ(0, hp_attach(ro, self->name, NULL));
+	EXPECT_EQ(-EBADF, release(ro, 0, 1));
+	EXPECT_EQ(-EBADF, grow_at(ro, 0, 1, 1));
+	EXPECT_EQ(1, hp_segs(self->fd, NULL, 0));
+	EXPECT_EQ(0, peek((volatile uint64_t *)p, &v));
+	EXPECT_EQ(7, v & 0xff);
+	EXPECT_EQ(0, release(self->fd, 0, 1));
+	close(ro);
+	munmap(p, 4 * PG);
+}
+
 /* A caller that predates max_pages: 40-byte create, today's behaviour. */
 TEST_F(sp, old_create_size)
 {

@@ -66,8 +66,11 @@
  *   reach past the region's @max_pages (create, grow).
  * - EDQUOT: the caller's uid holds max_regions_per_user regions already
  *   (create, callers without CAP_SYS_ADMIN).
- * - EACCES: a read-write export (HPMEM_IOC_REGION_EXPORT) from a hpmem
- *   file that is not open for writing.
+ * - EACCES: an export (HPMEM_IOC_REGION_EXPORT) from a hpmem file that is
+ *   not open for writing.
+ * - EBADF: a release (HPMEM_IOC_REGION_RELEASE) or a grow at an offset
+ *   (HPMEM_GROW_AT) through a hpmem file that is not open for writing, as
+ *   fallocate() on a read-only file.
  * - EMFILE: an export when the process has no free file descriptor.
  */
 
@@ -407,8 +410,9 @@ struct hpmem_region_grow {
  * Turns @nr_pages consecutive slots of a sparse region back into holes,
  * all or none (see DOC: sparse regions): every page is unmapped from every
  * process, then returned to its pool, zeroed and counted free, before the
- * call returns. EINVAL for a region that is not sparse, a misaligned
- * @offset, or slots past @max_pages; ENOENT, changing nothing, if any slot
+ * call returns. EBADF through a file not open for writing; EINVAL for a
+ * region that is not sparse, a misaligned @offset, or slots past
+ * @max_pages; ENOENT, changing nothing, if any slot
  * is a hole already; EBUSY, changing nothing, if any page holds a DMA pin.
  * Needs HPMEM_FEAT_SPARSE.
  */
@@ -581,7 +585,9 @@ struct hpmem_region_list {
  * PMDs where the address and offset allow); DMA_BUF_IOCTL_SYNC is
  * accepted and costs nothing, x86 DMA being cache coherent. The file's
  * access mode limits mmap() of the dma-buf only: importers decide their
- * devices' access themselves.
+ * devices' access themselves (an RDMA registration may allow remote writes
+ * whatever the dma-buf's mode), so any export gives write access through
+ * DMA and needs a hpmem file open for writing.
  *
  * Lifetime: the dma-buf holds its pages, not the region. While the region
  * lives they are its pages as before. Export does not count as a mapping
@@ -599,8 +605,8 @@ struct hpmem_region_list {
  * mmap()) can export it. Errors besides those of DOC: conventions: EBADFD
  * without a region attached; EINVAL for a range that is not page-aligned,
  * empty, outside the region or over a hole, or for @fd_flags other than
- * the above; EACCES for O_RDWR on a hpmem file not open for writing (its
- * mappings could not be writable either); EMFILE when the process has no
+ * the above; EACCES on a hpmem file not open for writing, whatever
+ * @fd_flags (its mappings could not be writable either); EMFILE when the process has no
  * free file descriptor. Present when HPMEM_IOC_INFO reports
  * HPMEM_FEAT_DMABUF.
  */
