@@ -10,7 +10,9 @@
 #include <linux/mm.h>
 #include <linux/pfn_t.h>
 #include <linux/sched/mm.h>
+#include <linux/smp.h>
 #include <linux/version.h>
+#include <asm/tlbflush.h>
 
 /*
  * True on kernels from @major.@minor on. Version tests are kept to this
@@ -101,6 +103,29 @@ hpmem_default_get_unmapped_area(struct file *file, unsigned long addr,
 	return current->mm->get_unmapped_area(file, addr, len, pgoff, flags);
 #endif
 }
+
+/*
+ * Flushes every CPU's TLB, all address spaces (see
+ * hpmem_region_release_pages()). x86 exports only the flush of the local
+ * CPU, which its flush_tlb_all() runs on each CPU, as this does; other
+ * architectures define flush_tlb_all() inline.
+ */
+#ifdef CONFIG_X86
+static inline void hpmem_flush_tlb_cpu(void *unused)
+{
+	__flush_tlb_all();
+}
+
+static inline void hpmem_flush_tlb_all(void)
+{
+	on_each_cpu(hpmem_flush_tlb_cpu, NULL, 1);
+}
+#else
+static inline void hpmem_flush_tlb_all(void)
+{
+	flush_tlb_all();
+}
+#endif
 
 char *hpmem_devnode(umode_t *mode, kuid_t *uid, kgid_t *gid);
 

@@ -19,6 +19,7 @@
 #include <linux/vmalloc.h>
 
 #include "hpmem.h"
+#include "compat.h"
 
 static bool phys_unprivileged;
 module_param(phys_unprivileged, bool, 0644);
@@ -620,6 +621,22 @@ int hpmem_region_release_pages(struct file *file, u64 first, u64 nr)
 		iput(inodes[i]);
 	}
 	kfree(inodes);
+	/*
+	 * A munmap() of a PFN mapping clears its PMDs and takes the VMA out
+	 * of its file's mapping (so the zap above no longer sees it) before
+	 * it flushes the TLB, and the page reference count does not cover a
+	 * PFN mapping: a thread of that process on another CPU may still
+	 * reach the page through a stale TLB entry after the page is back in
+	 * the pool, in another user's region. Every PMD and PTE of the pages
+	 * is clear by now, cleared either by the zap or by that munmap()
+	 * before it left the mapping (ordered by i_mmap_rwsem), so after a
+	 * flush of every CPU nothing can reach them. Not needed for pinnable
+	 * regions: their PTEs hold page references that the munmap() drops
+	 * only after its flush, so such a page goes busy below. One IPI per
+	 * CPU per release, which is rare.
+	 */
+	if (!(region->flags & HPMEM_REGION_PINNABLE))
+		hpmem_flush_tlb_all();
 
 	/* As hpmem_region_free(): still referenced means busy. */
 	list_for_each_entry_safe(page, tmp, &gone, lru)
