@@ -276,7 +276,7 @@ static void hpmem_dmabuf_release(struct dma_buf *dmabuf)
 
 	/* A dead region's pages wait busy for this; the pool polls them. */
 	for (i = 0; i < hd->nr_pages; i++)
-		put_page(hd->pages[i]);
+		hpmem_page_unexport(hd->pages[i]);
 	kvfree(hd);
 }
 
@@ -302,16 +302,17 @@ static int hpmem_dmabuf_get_pages(struct hpmem_region *region,
 				  struct hpmem_dmabuf *hd, pgoff_t first)
 {
 	unsigned long i;
+	int ret = 0;
 
 	lockdep_assert_held(&hpmem_lock);
 	for (i = 0; i < hd->nr_pages; i++) {
 		hd->pages[i] = hpmem_region_page(region, first + i);
-		if (!hd->pages[i]) {
+		ret = hd->pages[i] ? hpmem_page_export(hd->pages[i]) : -EINVAL;
+		if (ret) {
 			while (i--)
-				put_page(hd->pages[i]);
-			return -EINVAL;
+				hpmem_page_unexport(hd->pages[i]);
+			return ret;
 		}
-		get_page(hd->pages[i]);
 	}
 	return 0;
 }
@@ -387,7 +388,7 @@ int hpmem_region_export(struct file *file, void *arg)
 
 out_put:
 	for (nr = 0; nr < hd->nr_pages; nr++)
-		put_page(hd->pages[nr]);
+		hpmem_page_unexport(hd->pages[nr]);
 out_free:
 	kvfree(hd);
 	return ret;

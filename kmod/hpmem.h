@@ -175,6 +175,8 @@ void hpmem_region_release(struct file *file);
 void hpmem_region_map_get(struct hpmem_region *region);
 void hpmem_region_map_put(struct hpmem_region *region);
 struct page *hpmem_region_page(struct hpmem_region *region, pgoff_t index);
+int hpmem_page_export(struct page *page);
+void hpmem_page_unexport(struct page *page);
 ssize_t hpmem_regions_show(char *buf);
 void hpmem_region_exit(void);
 bool hpmem_caller_sees_addrs(struct hpmem_region *region);

@@ -52,6 +52,16 @@ static const struct rhashtable_params hpmem_name_params = {
 static DEFINE_XARRAY_FLAGS(hpmem_ids, XA_FLAGS_ALLOC1 | XA_FLAGS_ACCOUNT);
 static u32 hpmem_next_id;
 
+/*
+ * Pages that dma-bufs hold: pfn >> HPMEM_ORDER -> how many (xa_mk_value()).
+ * A release refuses them (EBUSY): a dma-buf's mmap() and its importers'
+ * sg_tables reach the page for as long as the dma-buf lives, so a page
+ * taken out of the region meanwhile would no longer be the region's while
+ * they still use it. Counted up under hpmem_lock, as a release checks,
+ * down (a dma-buf going away) under the xarray's lock only.
+ */
+static DEFINE_XARRAY(hpmem_exported);
+
 /* uid -> regions it holds (xa_mk_value()), for max_regions_per_user. */
 static DEFINE_XARRAY_FLAGS(hpmem_user_regions, XA_FLAGS_ACCOUNT);
 
@@ -174,6 +184,64 @@ static bool hpmem_region_unlink(struct hpmem_region *region)
 	if (region->flags & HPMEM_REGION_PERSISTENT)
 		return refcount_dec_and_test(&region->refs);
 	return false;
+}
+
+static unsigned long hpmem_page_export_index(struct page *page)
+{
+	return page_to_pfn(page) >> HPMEM_ORDER;
+}
+
+/**
+ * hpmem_page_export() - a dma-buf takes @page (a region's, head)
+ * @page: takes a reference, dropped by hpmem_page_unexport()
+ *
+ * Caller holds hpmem_lock, under which @page is in a region.
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int hpmem_page_export(struct page *page)
+{
+	unsigned long idx = hpmem_page_export_index(page);
+	unsigned long n;
+	int ret;
+
+	lockdep_assert_held(&hpmem_lock);
+	xa_lock(&hpmem_exported);
+	n = xa_to_value(xa_load(&hpmem_exported, idx) ?: xa_mk_value(0));
+	/*
+	 * Only a new entry allocates, which may drop the xarray's lock: with
+	 * a count of 0 no dma-buf can drop its count meanwhile.
+	 */
+	ret = xa_err(__xa_store(&hpmem_exported, idx, xa_mk_value(n + 1),
+				GFP_KERNEL));
+	xa_unlock(&hpmem_exported);
+	if (!ret)
+		get_page(page);
+	return ret;
+}
+
+/* A dma-buf lets go of @page; any context that may take a spinlock. */
+void hpmem_page_unexport(struct page *page)
+{
+	unsigned long idx = hpmem_page_export_index(page);
+	unsigned long n;
+
+	xa_lock(&hpmem_exported);
+	n = xa_to_value(xa_load(&hpmem_exported, idx));
+	WARN_ON_ONCE(!n);
+	/* A smaller value in the same slot allocates nothing. */
+	if (n > 1)
+		__xa_store(&hpmem_exported, idx, xa_mk_value(n - 1), GFP_NOWAIT);
+	else
+		__xa_erase(&hpmem_exported, idx);
+	xa_unlock(&hpmem_exported);
+	put_page(page);
+}
+
+/* Whether a dma-buf holds @page; caller holds hpmem_lock. */
+static bool hpmem_page_exported(struct page *page)
+{
+	return xa_load(&hpmem_exported, hpmem_page_export_index(page));
 }
 
 /* Whether a VMA maps it; caller holds hpmem_lock. */
@@ -541,6 +609,9 @@ static int hpmem_region_remove(struct hpmem_region *region,
 		 * make it a busy page that may stay so for the pin's life.
 		 */
 		if (folio_maybe_dma_pinned(page_folio(page)))
+			return -EBUSY;
+		/* Likewise a dma-buf's importers, until it is released. */
+		if (hpmem_page_exported(page))
 			return -EBUSY;
 	}
 	xa_for_each(&region->files, id, inode)
@@ -973,6 +1044,9 @@ void hpmem_region_exit(void)
 		hpmem_region_free(region);
 	}
 	rhashtable_destroy(&hpmem_names);
+	/* A dma-buf holds the module: none is left. */
+	WARN_ON(!xa_empty(&hpmem_exported));
+	xa_destroy(&hpmem_exported);
 	WARN_ON(!xa_empty(&hpmem_user_regions));
 	xa_destroy(&hpmem_user_regions);
 }

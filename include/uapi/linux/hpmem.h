@@ -56,7 +56,7 @@
  * - EALREADY: create or attach on a file that already has a region.
  * - EBUSY: destroy of a region that is still mapped; a pool shrink that
  *   would need pages that are in use; a release of a page that holds a
- *   DMA pin.
+ *   DMA pin or that an exported dma-buf holds.
  * - EPERM: pool resize without CAP_SYS_ADMIN; attach or destroy naming
  *   another uid (HPMEM_NAME_UID) without CAP_SYS_ADMIN.
  * - ENOMEM: the pool of the node has too few free pages, the kernel could not
@@ -288,7 +288,9 @@ struct hpmem_pool_resize {
  * loser can look again (HPMEM_IOC_REGION_SEGS) and use the page the winner
  * added. A page that holds a DMA pin (pin_user_pages(): VFIO type1, io_uring
  * fixed buffers, RDMA; only pinnable regions can be pinned) is never
- * released: EBUSY. A page that something else outside hpmem references (a
+ * released: EBUSY; nor is a page that a dma-buf holds
+ * (HPMEM_IOC_REGION_EXPORT: its mmap() and its importers reach the page
+ * until its last reference goes), EBUSY too. A page that something else outside hpmem references (a
  * pipe buffer after vmsplice(), a get_user_pages() reference) leaves the
  * region but not the pool's accounting: it is busy (see DOC: device
  * addresses) until the reference goes. Otherwise the page is counted free in
@@ -413,7 +415,8 @@ struct hpmem_region_grow {
  * call returns. EBADF through a file not open for writing; EINVAL for a
  * region that is not sparse, a misaligned @offset, or slots past
  * @max_pages; ENOENT, changing nothing, if any slot
- * is a hole already; EBUSY, changing nothing, if any page holds a DMA pin.
+ * is a hole already; EBUSY, changing nothing, if any page holds a DMA pin
+ * or is held by a dma-buf.
  * Needs HPMEM_FEAT_SPARSE.
  */
 struct hpmem_region_release {
