@@ -162,7 +162,8 @@ int hpmem_region_init(void);
 int hpmem_region_create(struct file *file, const char *name, u32 flags,
 			u64 max_pages);
 int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
-			u32 uid, u32 *flags, u64 *nr_pages, u64 *max_pages);
+			u32 uid, bool sparse_ok, u32 *flags, u64 *nr_pages,
+			u64 *max_pages);
 int hpmem_region_grow(struct file *file, unsigned int node, u64 nr,
 		      u32 flags, u64 *offset);
 int hpmem_region_release_pages(struct file *file, u64 first, u64 nr);

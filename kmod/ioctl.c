@@ -199,7 +199,10 @@ static int hpmem_cmd_region_attach(struct file *file, void *arg)
 	if (ret)
 		return ret;
 	ra->__reserved = 0;
+	/* A caller that cannot receive max_pages may not attach a sparse one. */
 	return hpmem_region_attach(file, ra->name, ra->flags, ra->uid,
+				   ra->argsz >= offsetofend(struct hpmem_region_attach,
+							    max_pages),
 				   &ra->region_flags, &ra->nr_pages,
 				   &ra->max_pages);
 }

@@ -401,8 +401,14 @@ int hpmem_region_create(struct file *file, const char *name, u32 flags,
 	return ret;
 }
 
+/*
+ * @sparse_ok: the caller's struct has max_pages. An older caller takes
+ * nr_pages for the size of the mapping; in a region with holes that would
+ * map too little, or SIGBUS in a hole it does not expect: EOPNOTSUPP.
+ */
 int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
-			u32 uid, u32 *flags, u64 *nr_pages, u64 *max_pages)
+			u32 uid, bool sparse_ok, u32 *flags, u64 *nr_pages,
+			u64 *max_pages)
 {
 	struct hpmem_region_key key;
 	struct hpmem_region *region;
@@ -417,6 +423,8 @@ int hpmem_region_attach(struct file *file, const char *name, u32 name_flags,
 		ret = -EALREADY;
 	else if (!region)
 		ret = -ENOENT;
+	else if (region->max_pages && !sparse_ok)
+		ret = -EOPNOTSUPP;
 	else
 		ret = hpmem_region_add_file(region, file);
 	if (!ret) {

@@ -610,6 +610,45 @@ TEST_F(sp, old_create_size)
 	munmap(p, PG);
 }
 
+/*
+ * An attach that predates max_pages (56 bytes) would take nr_pages for the
+ * mapping's size: of a sparse region it is refused (EOPNOTSUPP) and
+ * attaches nothing; a region without holes still attaches that way.
+ */
+TEST_F(sp, old_attach_size)
+{
+	struct hpmem_region_attach a = {
+		.argsz = offsetof(struct hpmem_region_attach, uid),
+	};
+	char name[HPMEM_NAME_MAX];
+	int fd2, fd3;
+
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 0, 4));
+	ASSERT_EQ(0, grow_at(self->fd, 0, 2, 1));
+	fd2 = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd2);
+	snprintf(a.name, sizeof(a.name), "%s", self->name);
+	EXPECT_EQ(-EOPNOTSUPP, xioctl(fd2, HPMEM_IOC_REGION_ATTACH, &a));
+	EXPECT_EQ(-EBADFD, hp_segs(fd2, NULL, 0));
+	a.argsz = sizeof(a);
+	EXPECT_EQ(0, xioctl(fd2, HPMEM_IOC_REGION_ATTACH, &a));
+	EXPECT_EQ(4, a.max_pages);
+	EXPECT_EQ(1, a.nr_pages);
+	close(fd2);
+
+	fd3 = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd3);
+	ASSERT_EQ(0, hp_create(fd3, UNIQUE_NAME(name, "dense"), 0));
+	fd2 = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd2);
+	memset(&a, 0, sizeof(a));
+	a.argsz = offsetof(struct hpmem_region_attach, uid);
+	snprintf(a.name, sizeof(a.name), "%s", name);
+	EXPECT_EQ(0, xioctl(fd2, HPMEM_IOC_REGION_ATTACH, &a));
+	close(fd2);
+	close(fd3);
+}
+
 #define RACE_ITERS	300
 
 struct race {

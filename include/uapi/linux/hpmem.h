@@ -72,6 +72,9 @@
  *   (HPMEM_GROW_AT) through a hpmem file that is not open for writing, as
  *   fallocate() on a read-only file.
  * - EMFILE: an export when the process has no free file descriptor.
+ * - EOPNOTSUPP: an attach of a sparse region with an @argsz that does not
+ *   reach @max_pages (a caller that predates sparse regions would take
+ *   @nr_pages for the mapping's size).
  */
 
 /**
@@ -350,7 +353,9 @@ struct hpmem_region_create {
  *       must be 0 otherwise
  * @__reserved2: must be 0
  * @max_pages: out, the slots reserved at creation (0: not sparse, mmap
- *             within @nr_pages); present with HPMEM_FEAT_SPARSE
+ *             within @nr_pages); present with HPMEM_FEAT_SPARSE. A caller
+ *             whose @argsz stops short of it cannot attach a sparse
+ *             region: EOPNOTSUPP, attaching nothing
  */
 struct hpmem_region_attach {
 	__u32 argsz;
