@@ -302,9 +302,9 @@ static void announce(struct hpm_config *c)
  * fits (TLSF near exhaustion scans). An emptied heap keeps half a page of
  * room, i.e. gives every whole page above the floor back.
  */
-static uint64_t dyn_spare(const struct hpm_config *c, const struct hpm_heap_stats *st)
+static uint64_t dyn_spare(const struct hpm_config *c, uint64_t alloc)
 {
-	uint64_t in_use = st->alloc / 8;
+	uint64_t in_use = alloc / 8;
 
 	return in_use > c->page_sz / 2 ? in_use : c->page_sz / 2;
 }
@@ -355,8 +355,7 @@ int hpm_dyn_grow(struct hpm_heap *h, size_t size, size_t align, size_t bound,
 {
 	struct hpm_config *c = hpm_cfg;
 	struct hpm_dyn_node *dn;
-	struct hpm_heap_stats st;
-	uint64_t need, spare, *pa;
+	uint64_t need, spare, alloc, free_b, *pa;
 	uint32_t k, want;
 	int64_t i;
 	int node, ret;
@@ -380,8 +379,8 @@ int hpm_dyn_grow(struct hpm_heap *h, size_t size, size_t align, size_t bound,
 		return -ENOMEM;
 	k = (uint32_t)(HPM_ALIGN_UP(need, c->page_sz) >> c->page_shift);
 	/* And the spare room, when the slice has it (counters read under the lock). */
-	hpm_heap_stats(h, &st);
-	spare = dyn_spare(c, &st);
+	hpm_heap_bytes(h, &alloc, &free_b);
+	spare = dyn_spare(c, alloc);
 	want = (uint32_t)(HPM_ALIGN_UP(need + (spare > c->page_sz / 2 ? spare : 0),
 				       c->page_sz) >> c->page_shift);
 	if (in_dyn)
@@ -456,12 +455,11 @@ static int trim_range(struct hpm_config *c, struct hpm_heap *h, struct hpm_dyn_n
 	 * (growth refills from the bottom of the slice).
 	 */
 	if (a < b) {
-		struct hpm_heap_stats st;
-		uint64_t spare, other;
+		uint64_t spare, other, alloc, free_b;
 
-		hpm_heap_stats(h, &st);
-		spare = dyn_spare(c, &st);
-		other = st.free > (uint64_t)(b - a) ? st.free - (b - a) : 0;
+		hpm_heap_bytes(h, &alloc, &free_b);
+		spare = dyn_spare(c, alloc);
+		other = free_b > (uint64_t)(b - a) ? free_b - (b - a) : 0;
 
 		if (other < spare)
 			a += HPM_ALIGN_UP(spare - other, c->page_sz);

@@ -1599,6 +1599,14 @@ static size_t greatest_free(struct hpm_heap *h)
 	return e ? elem_usable(e) : 0;
 }
 
+void hpm_heap_bytes(struct hpm_heap *h, uint64_t *alloc, uint64_t *free_b)
+{
+	heap_lock(h);
+	*alloc = h->alloc_bytes;
+	*free_b = h->free_bytes;
+	heap_unlock(h);
+}
+
 int hpm_heap_stats(struct hpm_heap *h, struct hpm_heap_stats *st)
 {
 	memset(st, 0, sizeof(*st));

@@ -232,6 +232,13 @@ struct hpm_heap_stats {
 	uint32_t runs;
 };
 
+/*
+ * Bytes allocated (thread caches included) and free in @h, read under its
+ * lock without flushing the caller's thread cache: for dynamic memory's
+ * growth and release policy, which runs on the free path (dynmem.c).
+ */
+void hpm_heap_bytes(struct hpm_heap *h, uint64_t *alloc, uint64_t *free_b);
+
 /* Zeroes @st for a NULL or uninitialised heap. Returns 0. */
 int hpm_heap_stats(struct hpm_heap *h, struct hpm_heap_stats *st);
 
