@@ -811,4 +811,46 @@ TEST_F(dma, external_memory)
 	munmap(ext, EXT_LEN);
 }
 
+/*
+ * Dynamic memory (HPMEM_OPTS="--socket-mem 0 --socket-limit ..." makes
+ * every buffer above live on pages grown after start): a page given back
+ * is unmapped from the container first, so DMA to its old IOVA faults.
+ */
+TEST_F(dma, released_page_iova_faults)
+{
+	struct hpm_mem_socket_info a, b;
+	const struct hpm_memseg *ms;
+	uint8_t *buf, *s, pat[64];
+	size_t len = 8u << 20;
+	uint64_t iova;
+	const char *m;
+	int node;
+
+	NEED_IOMMU();
+	node = hpm_virt2memseg(self->src)->socket;
+	ASSERT_EQ(0, hpm_mem_socket_info(node, &a));
+	if (a.limit == a.reserved)
+		SKIP(return, "fixed memory: start with --socket-limit to test growth");
+	buf = hpm_malloc_socket("dma-rel", len, 4096, node);
+	ASSERT_NE(NULL, buf);
+	/* The block's last whole page: given back when the block is freed. */
+	ms = hpm_virt2memseg(buf + len - 1);
+	ASSERT_NE(NULL, ms);
+	ms = hpm_virt2memseg((uint8_t *)ms->addr - 1);
+	iova = ms->iova + 1024;
+	WINDOW(s, self->src, BLOCK, 64);
+	PROVE(s, (uint8_t *)ms->addr + 1024, 64);
+	hpm_free(buf);
+	ASSERT_EQ(0, hpm_malloc_validate());
+	ASSERT_EQ(0, hpm_mem_socket_info(node, &b));
+	ASSERT_GT(b.released, a.released);
+	ASSERT_NE(0, ms->flags & HPM_MEMSEG_F_HOLE)
+		TH_LOG("page %p was not given back", ms->addr);
+	ASSERT_EQ(0, edu_load(self, pat, sizeof(pat)));
+	m = dma_must_fault(self, iova, NULL, sizeof(pat));
+	if (m)
+		TH_LOG("%s", m);
+	EXPECT_EQ(NULL, m);
+}
+
 TEST_HARNESS_MAIN
