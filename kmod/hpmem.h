@@ -109,7 +109,8 @@ struct hpmem_region_key {
  * @files: the inodes behind the f_mapping of the attached files (the
  *         mappings a release zaps), by an id kept in their i_private
  * @charges: struct hpmem_charge, one per user whose RLIMIT_MEMLOCK the
- *           pages count against
+ *           pages count against; each page names its user in
+ *           page->private (see hpmem_charge_pages())
  */
 struct hpmem_region {
 	struct rhash_head node;
@@ -152,8 +153,11 @@ struct hpmem_charge;
 struct hpmem_charge *hpmem_charge_new(unsigned long nr);
 void hpmem_charge_cancel(struct hpmem_charge *charge);
 void hpmem_charge_add(struct list_head *charges, struct hpmem_charge *charge);
-void hpmem_charges_release(struct list_head *charges, struct list_head *busy);
-void hpmem_charges_drop(struct list_head *charges, unsigned long nr,
+void hpmem_charge_pages(struct hpmem_charge *charge, struct page **vec,
+			unsigned long nr);
+void hpmem_charges_release(struct list_head *charges, struct list_head *back,
+			   struct list_head *busy);
+void hpmem_charges_drop(struct list_head *charges, struct list_head *gone,
 			struct list_head *busy);
 void hpmem_page_uncharge(struct page *page);
 

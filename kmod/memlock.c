@@ -122,81 +122,118 @@ void hpmem_charge_add(struct list_head *charges, struct hpmem_charge *charge)
 	list_add_tail(&charge->link, charges);
 }
 
-/*
- * Every busy page keeps one page's worth of a charge, and a reference to
- * that charge's user in page->private (the pool owns these pages and no
- * one else uses the field), until hpmem_page_uncharge(). Pages grown with
- * CAP_IPC_LOCK were never charged, so a busy page may be left with no
- * user. Returns the number of busy pages.
+/**
+ * hpmem_charge_pages() - record whose charge each of @nr new pages is
+ * @charge: from hpmem_charge_new(), before hpmem_charge_add(); NULL for
+ *          pages grown with CAP_IPC_LOCK, which nobody is charged for
+ * @vec: the pages, now in a region
+ * @nr: how many
+ *
+ * While a page is in a region, page->private names the user its charge
+ * belongs to (the pool owns these pages and no one else uses the field),
+ * without a reference of its own: the region's charge of that user holds
+ * one for as long as it counts the page. A release then uncharges exactly
+ * the users who were charged for the pages that leave. Caller holds
+ * hpmem_lock.
  */
-static unsigned long hpmem_charges_to_busy(struct list_head *charges,
-					   struct list_head *busy)
+void hpmem_charge_pages(struct hpmem_charge *charge, struct page **vec,
+			unsigned long nr)
+{
+	unsigned long i;
+
+	lockdep_assert_held(&hpmem_lock);
+	for (i = 0; i < nr; i++)
+		set_page_private(vec[i],
+				 charge ? (unsigned long)charge->user : 0);
+}
+
+static struct hpmem_charge *hpmem_charge_find(struct list_head *charges,
+					      struct user_struct *user)
 {
 	struct hpmem_charge *charge;
-	unsigned long n = 0;
+
+	list_for_each_entry(charge, charges, link)
+		if (charge->user == user)
+			return charge;
+	return NULL;
+}
+
+/*
+ * @page leaves its region: its page's worth of its user's charge is
+ * dropped now, or, for a page still referenced outside hpmem (@busy), kept
+ * with a reference to the user in page->private until
+ * hpmem_page_uncharge(). A page grown with CAP_IPC_LOCK has no user.
+ */
+static void hpmem_page_leaves(struct list_head *charges, struct page *page,
+			      bool busy)
+{
+	struct user_struct *user = (struct user_struct *)page_private(page);
+	struct hpmem_charge *charge;
+
+	set_page_private(page, 0);
+	if (!user)
+		return;
+	charge = hpmem_charge_find(charges, user);
+	if (WARN_ON_ONCE(!charge || charge->pages < HPMEM_SUBPAGES))
+		return;
+	charge->pages -= HPMEM_SUBPAGES;
+	if (busy)
+		set_page_private(page, (unsigned long)get_uid(user));
+	else
+		hpmem_user_uncharge(user, HPMEM_SUBPAGES);
+	if (!charge->pages) {
+		list_del(&charge->link);
+		hpmem_charge_free(charge);
+	}
+}
+
+static void hpmem_pages_leave(struct list_head *charges,
+			      struct list_head *gone, struct list_head *busy)
+{
 	struct page *page;
 
-	page = list_first_entry_or_null(busy, struct page, lru);
-	list_for_each_entry(charge, charges, link) {
-		for (; page && charge->pages;
-		     page = list_is_last(&page->lru, busy) ? NULL :
-			    list_next_entry(page, lru)) {
-			charge->pages -= HPMEM_SUBPAGES;
-			set_page_private(page,
-					 (unsigned long)get_uid(charge->user));
-		}
-	}
+	list_for_each_entry(page, gone, lru)
+		hpmem_page_leaves(charges, page, false);
 	list_for_each_entry(page, busy, lru)
-		n++;
-	return n;
+		hpmem_page_leaves(charges, page, true);
 }
 
 /**
  * hpmem_charges_drop() - pages left a live region (a release)
  * @charges: the region's struct hpmem_charge list
- * @nr: hpmem pages that left, busy ones included
- * @busy: of those, the ones still referenced outside hpmem (on ->lru)
+ * @gone: pages that left and go back to the pool (on ->lru)
+ * @busy: pages that left but are still referenced outside hpmem (on ->lru)
  *
- * The busy pages take their charges with them (see hpmem_charges_to_busy()),
- * the others' are uncharged now, from whichever users the region's pages
- * are charged to: which page a user grew is not recorded, only how many.
+ * Each page's charge is settled with the user it was charged to (see
+ * hpmem_charge_pages()), so that releasing pages grown with CAP_IPC_LOCK
+ * or by another user leaves a user's charge for its own pages alone.
  * Caller holds hpmem_lock (a grow may add to @charges).
  */
-void hpmem_charges_drop(struct list_head *charges, unsigned long nr,
+void hpmem_charges_drop(struct list_head *charges, struct list_head *gone,
 			struct list_head *busy)
 {
-	struct hpmem_charge *charge, *tmp;
-	unsigned long left, n;
-
 	lockdep_assert_held(&hpmem_lock);
-	n = hpmem_charges_to_busy(charges, busy);
-	left = (nr - min(nr, n)) << HPMEM_ORDER;
-	list_for_each_entry_safe(charge, tmp, charges, link) {
-		n = min(left, charge->pages);
-		hpmem_user_uncharge(charge->user, n);
-		charge->pages -= n;
-		left -= n;
-		if (!charge->pages) {
-			list_del(&charge->link);
-			hpmem_charge_free(charge);
-		}
-	}
+	hpmem_pages_leave(charges, gone, busy);
 }
 
 /**
  * hpmem_charges_release() - a region died: settle its charges
  * @charges: the region's struct hpmem_charge list, emptied
+ * @back: its pages that go back to the pool (on ->lru)
  * @busy: its pages that are still referenced outside hpmem (on ->lru)
  *
- * Busy pages keep a charge each (see hpmem_charges_to_busy()); the rest is
- * uncharged now.
+ * As hpmem_charges_drop(), for every page; nothing else can reach the
+ * region any more.
  */
-void hpmem_charges_release(struct list_head *charges, struct list_head *busy)
+void hpmem_charges_release(struct list_head *charges, struct list_head *back,
+			   struct list_head *busy)
 {
 	struct hpmem_charge *charge, *tmp;
 
-	hpmem_charges_to_busy(charges, busy);
+	hpmem_pages_leave(charges, back, busy);
+	/* Each charge counted pages of the region: all are settled. */
 	list_for_each_entry_safe(charge, tmp, charges, link) {
+		WARN_ON_ONCE(1);
 		list_del(&charge->link);
 		hpmem_charge_cancel(charge);
 	}

@@ -290,7 +290,7 @@ static void hpmem_region_free(struct hpmem_region *region)
 	}
 
 	/* Busy pages stay charged until they return to the pool. */
-	hpmem_charges_release(&region->charges, &busy);
+	hpmem_charges_release(&region->charges, &back, &busy);
 
 	mutex_lock(&hpmem_lock);
 	hpmem_pool_give_dirty(&back);
@@ -582,6 +582,7 @@ retry:
 	region->node_pages[node] += nr;
 	if (hpmem_region_mapped(region))
 		pool->mapped += nr;
+	hpmem_charge_pages(charge, vec, nr);
 	hpmem_charge_add(&region->charges, charge);
 out_unlock:
 	mutex_unlock(&hpmem_lock);
@@ -722,7 +723,7 @@ int hpmem_region_release_pages(struct file *file, u64 first, u64 nr)
 		if (page_ref_count(page) != 1)
 			list_move_tail(&page->lru, &busy);
 	mutex_lock(&hpmem_lock);
-	hpmem_charges_drop(&region->charges, nr, &busy);
+	hpmem_charges_drop(&region->charges, &gone, &busy);
 	/* Dirty pages count as free at once; the work zeroes them. */
 	hpmem_pool_give_dirty(&gone);
 	hpmem_pool_give_busy(&busy);

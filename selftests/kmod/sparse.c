@@ -584,6 +584,43 @@ TEST_F(sp, read_only_file)
 	munmap(p, 4 * PG);
 }
 
+/*
+ * A release uncharges RLIMIT_MEMLOCK from whoever was charged for the
+ * pages that leave: pages grown with CAP_IPC_LOCK were charged to nobody,
+ * so releasing them leaves the charge of a user who grew others in the
+ * same region as it was (that user stays at its limit), and releasing that
+ * user's own page lowers it.
+ */
+TEST_F(sp, release_uncharges_the_grower)
+{
+	pid_t pid;
+
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 0, 8));
+	/* root, CAP_IPC_LOCK: not charged */
+	ASSERT_EQ(0, grow_at(self->fd, 0, 2, 4));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 2 * PG, 2 * PG };
+		char name[HPMEM_NAME_MAX];
+		int f2 = open(HPMEM_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+
+		CHILD_CHECK(f2 >= 0);
+		CHILD_CHECK(setrlimit(RLIMIT_MEMLOCK, &rl) == 0);
+		CHILD_CHECK(drop_root() == 0);
+		CHILD_CHECK(grow_at(self->fd, 0, 0, 2) == 0);
+		CHILD_CHECK(hp_create(f2, UNIQUE_NAME(name, "chg"), 0) == 0);
+		CHILD_CHECK(hp_grow(f2, 0, 1, NULL) == -ENOMEM);
+		CHILD_CHECK(release(self->fd, 2, 4) == 0);
+		/* still at the limit: the released pages were not its own */
+		CHILD_CHECK(hp_grow(f2, 0, 1, NULL) == -ENOMEM);
+		CHILD_CHECK(release(self->fd, 0, 1) == 0);
+		CHILD_CHECK(hp_grow(f2, 0, 1, NULL) == 0);
+		_exit(0);
+	}
+	EXPECT_EQ(0, wait_child(pid));
+}
+
 /* A caller that predates max_pages: 40-byte create, today's behaviour. */
 TEST_F(sp, old_create_size)
 {

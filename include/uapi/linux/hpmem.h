@@ -298,7 +298,8 @@ struct hpmem_pool_resize {
  * region but not the pool's accounting: it is busy (see DOC: device
  * addresses) until the reference goes. Otherwise the page is counted free in
  * its pool, and zeroed, when the release returns. RLIMIT_MEMLOCK charges
- * follow the page: dropped on release, kept by a busy page until it is free.
+ * follow the page: dropped on release from the user who grew it (nobody's
+ * for a page grown with CAP_IPC_LOCK), kept by a busy page until it is free.
  *
  * A region created without @max_pages (@max_pages 0, or a caller that
  * predates it) behaves as before: no holes, mmap within @nr_pages, GROW
