@@ -592,6 +592,43 @@ out_unlock:
 	return ret;
 }
 
+/* Steps back over at most this many holes before walking forward instead. */
+#define HPMEM_END_BACK_STEPS	64
+
+/*
+ * One past the highest index below @first that holds a page, 0 if none:
+ * the region's end after its top pages were released. Under hpmem_lock,
+ * which every hpmem caller holds, so this bounds what it costs: a short
+ * gap is stepped back over (xas_prev(), no walk from the root per slot);
+ * past that the present pages are walked forward, which costs the pages,
+ * not the up to HPMEM_REGION_MAX_PAGES empty slots below @first.
+ */
+static unsigned long hpmem_region_end_below(struct hpmem_region *region,
+					    unsigned long first)
+{
+	XA_STATE(xas, &region->pages, first);
+	unsigned long end = 0, n;
+	void *entry = NULL;
+
+	lockdep_assert_held(&hpmem_lock);
+	if (!first)
+		return 0;
+	rcu_read_lock();
+	xas_set(&xas, first - 1);
+	entry = xas_load(&xas);
+	for (n = 0; !entry && n < HPMEM_END_BACK_STEPS && xas.xa_index; n++)
+		entry = xas_prev(&xas);
+	if (entry) {
+		end = xas.xa_index + 1;
+	} else if (xas.xa_index) {
+		xas_set(&xas, 0);
+		xas_for_each(&xas, entry, first - 1)
+			end = xas.xa_index + 1;
+	}
+	rcu_read_unlock();
+	return end;
+}
+
 /*
  * Takes the pages at @first .. @first + @nr - 1 out of @region, onto
  * @gone, with the counters; collects the mappings to zap in *@inodes
@@ -642,11 +679,8 @@ static int hpmem_region_remove(struct hpmem_region *region,
 			hpmem_pool_get(page_to_nid(page))->mapped--;
 	}
 	region->nr_pages -= nr;
-	if (first + nr == region->end) {
-		while (first && !xa_load(&region->pages, first - 1))
-			first--;
-		region->end = first;
-	}
+	if (first + nr == region->end)
+		region->end = hpmem_region_end_below(region, first);
 	*inodes = vec;
 	*nr_inodes = n;
 	return 0;

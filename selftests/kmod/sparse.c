@@ -621,6 +621,32 @@ TEST_F(sp, release_uncharges_the_grower)
 	EXPECT_EQ(0, wait_child(pid));
 }
 
+/*
+ * Releasing the top page moves the region's end (where a GROW without
+ * HPMEM_GROW_AT appends) down to the highest page left, below a short gap
+ * and below one longer than the module steps back over.
+ */
+TEST_F(sp, end_after_release)
+{
+	uint64_t off = 0;
+
+	ASSERT_EQ(0, sp_create(self->fd, self->name, 0, HPMEM_REGION_MAX_PAGES));
+	ASSERT_EQ(0, grow_at(self->fd, 0, 0, 1));
+	ASSERT_EQ(0, grow_at(self->fd, 0, 3, 1));
+	ASSERT_EQ(0, release(self->fd, 3, 1));
+	ASSERT_EQ(0, hp_grow(self->fd, 0, 1, &off));
+	EXPECT_EQ(PG, off);
+	ASSERT_EQ(0, grow_at(self->fd, 0, HPMEM_REGION_MAX_PAGES - 1, 1));
+	ASSERT_EQ(0, release(self->fd, HPMEM_REGION_MAX_PAGES - 1, 1));
+	ASSERT_EQ(0, hp_grow(self->fd, 0, 1, &off));
+	EXPECT_EQ(2 * PG, off);
+	/* all gone: appends start at 0 again */
+	ASSERT_EQ(0, release(self->fd, 1, 2));
+	ASSERT_EQ(0, release(self->fd, 0, 1));
+	ASSERT_EQ(0, hp_grow(self->fd, 0, 1, &off));
+	EXPECT_EQ(0, off);
+}
+
 /* A caller that predates max_pages: 40-byte create, today's behaviour. */
 TEST_F(sp, old_create_size)
 {
