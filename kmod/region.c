@@ -11,6 +11,7 @@
 #include <linux/pagemap.h>
 #include <linux/random.h>
 #include <linux/rhashtable.h>
+#include <linux/sched/signal.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
@@ -1003,7 +1004,8 @@ static unsigned long hpmem_region_dma_pinned(struct hpmem_region *region)
  * A caller without CAP_SYS_ADMIN gets the regions of its euid only. That
  * selects what is shown, it refuses nothing: not audited.
  *
- * Return: 0 or -ENOMEM.
+ * Return: 0, -ENOMEM, or -EINTR when the caller was killed while the walk
+ * skipped other uids' regions.
  */
 int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
 		      u32 *nr, u64 *next)
@@ -1043,6 +1045,11 @@ int hpmem_region_list(u64 cursor, u32 entry_size, u32 want, void **entries,
 			 */
 			if (++skipped % HPMEM_LIST_SKIP_BATCH == 0) {
 				mutex_unlock(&hpmem_lock);
+				/* Killed: no one will read the batch. */
+				if (fatal_signal_pending(current)) {
+					kvfree(buf);
+					return -EINTR;
+				}
 				cond_resched();
 				mutex_lock(&hpmem_lock);
 			}

@@ -72,6 +72,8 @@
  *   (HPMEM_GROW_AT) through a hpmem file that is not open for writing, as
  *   fallocate() on a read-only file.
  * - EMFILE: an export when the process has no free file descriptor.
+ * - EINTR: a region list (HPMEM_IOC_REGION_LIST) walking past other uids'
+ *   regions when the caller got a fatal signal; nothing was listed.
  * - EOPNOTSUPP: an attach of a sparse region with an @argsz that does not
  *   reach @max_pages (a caller that predates sparse regions would take
  *   @nr_pages for the mapping's size).
@@ -587,11 +589,18 @@ struct hpmem_region_list {
  * it needs, behind an IOMMU too. Physically contiguous pages come as one
  * scatterlist segment, cut to the device's segment limits. A device that
  * reaches memory at physical addresses (no IOMMU, or an identity domain)
- * and cannot address every page (its DMA mask) is refused at attach, with
- * EINVAL, rather than given bounce buffers.
+ * and cannot address every page (its DMA mask), or whose segment limits
+ * are below 4 KiB, is refused at attach with EINVAL; a mapping that the DMA
+ * API made on bounce buffers or that needs syncs (swiotlb=force, SEV/TDX
+ * guests, SME, non-coherent devices) is refused at map with EOPNOTSUPP:
+ * the importer fails cleanly rather than work on a copy.
  *
  * The dma-buf's own mmap() maps the same pages (MAP_SHARED only, 2 MiB
- * PMDs where the address and offset allow); DMA_BUF_IOCTL_SYNC is
+ * PMDs where the address and offset allow: the dma-buf's file has no
+ * get_unmapped_area(), so mmap(NULL) gets a 4 KiB-aligned address and 4 KiB
+ * mappings; map at a 2 MiB-aligned address, as libhpmem's hpm_dmabuf_mmap()
+ * does, reserving length + 2 MiB and mapping with MAP_FIXED over its first
+ * 2 MiB boundary); DMA_BUF_IOCTL_SYNC is
  * accepted and costs nothing, x86 DMA being cache coherent. The file's
  * access mode limits mmap() of the dma-buf only: importers decide their
  * devices' access themselves (an RDMA registration may allow remote writes
@@ -617,7 +626,8 @@ struct hpmem_region_list {
  * the above; EACCES on a hpmem file not open for writing, whatever
  * @fd_flags (its mappings could not be writable either); EMFILE when the process has no
  * free file descriptor. Present when HPMEM_IOC_INFO reports
- * HPMEM_FEAT_DMABUF.
+ * HPMEM_FEAT_DMABUF; a module built for a kernel without dma-buf support
+ * (CONFIG_DMA_SHARED_BUFFER) does not, and fails it with EOPNOTSUPP.
  */
 struct hpmem_region_export {
 	__u32 argsz;
