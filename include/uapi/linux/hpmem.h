@@ -295,7 +295,12 @@ struct hpmem_pool_resize {
  * fixed buffers, RDMA; only pinnable regions can be pinned) is never
  * released: EBUSY; nor is a page that a dma-buf holds
  * (HPMEM_IOC_REGION_EXPORT: its mmap() and its importers reach the page
- * until its last reference goes), EBUSY too. A page that something else outside hpmem references (a
+ * until its last reference goes), EBUSY too. The pin check comes before
+ * the pages are unmapped, so a pin taken in between (from a mapping the
+ * release has not zapped yet) is not refused: the page goes busy, and the
+ * device still reaches it through that pin until it is unpinned. Userspace
+ * must therefore unmap a range from its devices (VFIO_IOMMU_UNMAP_DMA,
+ * deregister) before releasing it, never concurrently. A page that something else outside hpmem references (a
  * pipe buffer after vmsplice(), a get_user_pages() reference) leaves the
  * region but not the pool's accounting: it is busy (see DOC: device
  * addresses) until the reference goes. Otherwise the page is counted free in
@@ -424,7 +429,8 @@ struct hpmem_region_grow {
  * region that is not sparse, a misaligned @offset, or slots past
  * @max_pages; ENOENT, changing nothing, if any slot
  * is a hole already; EBUSY, changing nothing, if any page holds a DMA pin
- * or is held by a dma-buf.
+ * or is held by a dma-buf. Unmap a range from devices (VFIO) before
+ * releasing it: a pin racing the release makes the page busy, not refused.
  * Needs HPMEM_FEAT_SPARSE.
  */
 struct hpmem_region_release {
