@@ -300,8 +300,9 @@ struct hpmem_pool_resize {
  * release has not zapped yet) is not refused: the page goes busy, and the
  * device still reaches it through that pin until it is unpinned. Userspace
  * must therefore unmap a range from its devices (VFIO_IOMMU_UNMAP_DMA,
- * deregister) before releasing it, never concurrently. A page that something else outside hpmem references (a
- * pipe buffer after vmsplice(), a get_user_pages() reference) leaves the
+ * deregister) before releasing it, never concurrently. A page that
+ * something else outside hpmem references (a pipe buffer after
+ * vmsplice(), a get_user_pages() reference) leaves the
  * region but not the pool's accounting: it is busy (see DOC: device
  * addresses) until the reference goes. Otherwise the page is counted free in
  * its pool, and zeroed, when the release returns. RLIMIT_MEMLOCK charges
@@ -630,8 +631,8 @@ struct hpmem_region_list {
  * without a region attached; EINVAL for a range that is not page-aligned,
  * empty, outside the region or over a hole, or for @fd_flags other than
  * the above; EACCES on a hpmem file not open for writing, whatever
- * @fd_flags (its mappings could not be writable either); EMFILE when the process has no
- * free file descriptor. Present when HPMEM_IOC_INFO reports
+ * @fd_flags (its mappings could not be writable either); EMFILE when the
+ * process has no free file descriptor. Present when HPMEM_IOC_INFO reports
  * HPMEM_FEAT_DMABUF; a module built for a kernel without dma-buf support
  * (CONFIG_DMA_SHARED_BUFFER) does not, and fails it with EOPNOTSUPP.
  */
