@@ -105,6 +105,9 @@ static const int documented[] = {
 	ENOTTY, EINVAL, E2BIG, EFAULT, ENAMETOOLONG, ENODEV, ENOENT, EEXIST,
 	EBADFD, EALREADY, EBUSY, EPERM, ENOMEM, ENOSPC, EDQUOT,
 	EACCES, EMFILE,	/* export: read-write from a read-only file; no fd */
+	EBADF,		/* release, grow at an offset: read-only file */
+	EOPNOTSUPP,	/* attach of a sparse region with the old size */
+	EINTR,		/* list killed mid-walk */
 };
 
 static sigjmp_buf touch_env;
@@ -1090,6 +1093,8 @@ static const char *errname(int e)
 	case EPERM: return "EPERM";
 	case ENOMEM: return "ENOMEM";
 	case ENOSPC: return "ENOSPC";
+	case EOPNOTSUPP: return "EOPNOTSUPP";
+	case EINTR: return "EINTR";
 	}
 	snprintf(buf, sizeof(buf), "errno %d", e);
 	return buf;
