@@ -605,6 +605,11 @@ __hpm_export int hpm_inspect_memsegs(const struct hpm_inspect *in,
 		};
 		int rc;
 
+		/* Dynamic memory: holes are slots, not memory (as in the walks). */
+		if (first->flags & HPM_MEMSEG_F_HOLE) {
+			i++;
+			continue;
+		}
 		for (i++; i < c->nr_memsegs &&
 		     hpm_memseg_continues(&c->memsegs[i - 1], &c->memsegs[i]); i++) {
 			run.len += c->memsegs[i].len;
