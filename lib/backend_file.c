@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "config.h"
 #include "dynmem.h"
 
 #define MPOL_DEFAULT_	0
@@ -252,7 +253,9 @@ static int alloc_node(struct hpm_be *be, uint64_t off, uint64_t len, int node,
 		hpm_sys_set_mempolicy(old_mode, old_mode == MPOL_DEFAULT_ ? NULL : old_mask,
 				      old_mode == MPOL_DEFAULT_ ? 0 : HPM_MASK_BITS);
 	if (err) {
-		hpm_log(HPM_LOG_ERR, "%s: cannot get %llu MiB on node %d: %s",
+		/* At run time (dynamic growth) running out is an answer, not an error. */
+		hpm_log(be->sparse && off >= be->cfg_bytes && hpm_cfg ? HPM_LOG_DEBUG : HPM_LOG_ERR,
+			"%s: cannot get %llu MiB on node %d: %s",
 			be->ops->name, (unsigned long long)(len >> 20), node,
 			strerror(-err));
 		return err == -ENOSPC ? -ENOMEM : err;

@@ -280,6 +280,46 @@ TEST(limit_is_exact)
 	EXPECT_EQ(0, hpm_cleanup());
 }
 
+/* Pages run out before the limit: NULL and ENOMEM, nothing kept. */
+TEST(pages_run_out)
+{
+	int node = test_node();
+	struct hpm_init_opts o;
+	char name[HPM_NAME_SIZE];
+	long huge0, huge1;
+	uint64_t p0;
+	void *p[512];
+	int n = 0;
+
+	huge0 = huge_free_mib();
+	if (huge0 < 0 || huge0 > 900)
+		SKIP(return, "needs a hugetlbfs run with under 900 MiB of free hugepages");
+	opts_for(&o, name, "out", node, 0, (uint64_t)huge0 + 64);
+	ASSERT_EQ(0, hpm_init(&o));
+	if (hpm_backend() != HPM_BACKEND_HUGETLBFS) {
+		EXPECT_EQ(0, hpm_cleanup());
+		SKIP(return, "hugetlbfs only: its free pages are what runs out");
+	}
+	p0 = present(node);
+	huge1 = huge_free_mib();
+	while (n < 512) {
+		p[n] = hpm_malloc_socket("dm", MIB, 0, node);
+		if (!p[n])
+			break;
+		n++;
+	}
+	ASSERT_LT(n, 512);
+	EXPECT_EQ(ENOMEM, hpm_errno);
+	EXPECT_LT(present(node), (uint64_t)(huge0 + 64) * MIB);
+	while (n--)
+		hpm_free(p[n]);
+	EXPECT_EQ(0, hpm_malloc_validate());
+	EXPECT_EQ(p0, present(node));
+	EXPECT_EQ(huge1, huge_free_mib());
+	EXPECT_EQ(0, hpm_cleanup());
+	EXPECT_EQ(huge0, huge_free_mib());
+}
+
 /* A malloc/free loop across a page boundary does not grow and shrink each time. */
 TEST(hysteresis)
 {
