@@ -127,6 +127,21 @@ static inline void hpmem_flush_tlb_all(void)
 }
 #endif
 
+/*
+ * dma-buf export needs the dma-buf core (CONFIG_DMA_SHARED_BUFFER): without
+ * it the rest of hpmem still builds and loads, dmabuf.c is left out (Kbuild)
+ * and HPMEM_IOC_REGION_EXPORT fails with EOPNOTSUPP; HPMEM_FEAT_DMABUF is
+ * then not offered.
+ */
+#define HPMEM_HAVE_DMABUF	IS_ENABLED(CONFIG_DMA_SHARED_BUFFER)
+
+#if !HPMEM_HAVE_DMABUF
+static inline int hpmem_region_export(struct file *file, void *arg)
+{
+	return -EOPNOTSUPP;
+}
+#endif
+
 char *hpmem_devnode(umode_t *mode, kuid_t *uid, kgid_t *gid);
 
 /* device_type.devnode() takes a const struct device * since 6.2. */

@@ -4,6 +4,7 @@
  * dma-buf, so that other drivers (RDMA, GPUs) map them for their devices.
  */
 #include <linux/dma-buf.h>
+#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/fcntl.h>
 #include <linux/iommu.h>
@@ -63,6 +64,14 @@ static int hpmem_dmabuf_attach(struct dma_buf *dmabuf,
 	u64 limit, end;
 	unsigned long i;
 
+	/*
+	 * Segments are whole 4 KiB pages: a device that cannot take one page
+	 * in a segment, or whose segments may not span one, cannot be served
+	 * within its stated limits.
+	 */
+	if (dma_get_max_seg_size(dev) < PAGE_SIZE ||
+	    dma_get_seg_boundary(dev) < PAGE_SIZE - 1)
+		return -EINVAL;
 	if (!hpmem_dmabuf_direct(dev))
 		return 0;
 	limit = min_not_zero(dma_get_mask(dev), dev->bus_dma_limit);
@@ -87,8 +96,8 @@ static unsigned int hpmem_dmabuf_seg_len(struct device *dev, u64 addr,
 
 	len = min(len, boundary - (addr & boundary) + 1);
 	len = min(len, max);
-	/* A device whose limit is below 4 KiB still gets one page at once. */
-	return max_t(u64, len & PAGE_MASK, PAGE_SIZE);
+	/* attach refused limits below a page: this is at least PAGE_SIZE. */
+	return len & PAGE_MASK;
 }
 
 /*
@@ -126,6 +135,37 @@ static unsigned int hpmem_dmabuf_segs(struct hpmem_dmabuf *hd,
 	return n;
 }
 
+/*
+ * Whether the device reaches the pages themselves through @sgt. dma-direct
+ * may map a segment onto a swiotlb bounce buffer although attach found it
+ * addressable: with swiotlb=force, in SEV/TDX guests (every page bounced),
+ * or when the SME encryption bit puts the DMA address beyond the mask. A
+ * bounced mapping is a copy taken at map time and written back at unmap:
+ * the device and the CPU, through the region or the dma-buf's mmap, would
+ * silently see different bytes, and begin/end_cpu_access() do not sync.
+ * Such a mapping, or one of a non-coherent device, needs syncs that a
+ * shared buffer never gets: refused, so the import fails cleanly.
+ *
+ * dma_need_sync() tells exactly for dma-direct. Behind a translating IOMMU
+ * it says yes for every device on 6.1 (dma-iommu's ops have sync hooks)
+ * and on 6.12 for one whose driver did not set the DMA API up (a device
+ * vfio-pci owns); dma-iommu bounces only an untrusted device's pieces
+ * smaller than an IOMMU granule, which whole pages never are, so there
+ * coherence alone decides.
+ */
+static int hpmem_dmabuf_check_sync(struct device *dev, struct sg_table *sgt)
+{
+	struct scatterlist *sg;
+	unsigned int i;
+
+	if (!hpmem_dmabuf_direct(dev))
+		return dev_is_dma_coherent(dev) ? 0 : -EOPNOTSUPP;
+	for_each_sgtable_dma_sg(sgt, sg, i)
+		if (dma_need_sync(dev, sg_dma_address(sg)))
+			return -EOPNOTSUPP;
+	return 0;
+}
+
 static struct sg_table *hpmem_dmabuf_map(struct dma_buf_attachment *attach,
 					 enum dma_data_direction dir)
 {
@@ -144,8 +184,13 @@ static struct sg_table *hpmem_dmabuf_map(struct dma_buf_attachment *attach,
 	ret = dma_map_sgtable(attach->dev, sgt, dir, 0);
 	if (ret)
 		goto out_table;
+	ret = hpmem_dmabuf_check_sync(attach->dev, sgt);
+	if (ret)
+		goto out_unmap;
 	return sgt;
 
+out_unmap:
+	dma_unmap_sgtable(attach->dev, sgt, dir, 0);
 out_table:
 	sg_free_table(sgt);
 out_free:
@@ -164,9 +209,9 @@ static void hpmem_dmabuf_unmap(struct dma_buf_attachment *attach,
 
 /*
  * The pages are ordinary write-back RAM and x86 DMA is cache coherent, and
- * attach refuses devices that would need bounce buffers: there is nothing
- * to flush or invalidate around CPU access. An architecture with
- * non-coherent DMA would sync each attachment's mapping here.
+ * attach and map refuse devices that would need bounce buffers or syncs
+ * (hpmem_dmabuf_check_sync()): there is nothing to flush or invalidate
+ * around CPU access.
  */
 static int hpmem_dmabuf_begin_cpu_access(struct dma_buf *dmabuf,
 					 enum dma_data_direction dir)

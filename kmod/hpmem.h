@@ -199,8 +199,10 @@ unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
 /* ioctl.c */
 long hpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
-/* dmabuf.c */
+/* dmabuf.c (a stub in compat.h without CONFIG_DMA_SHARED_BUFFER) */
+#if IS_ENABLED(CONFIG_DMA_SHARED_BUFFER)
 int hpmem_region_export(struct file *file, void *arg);
+#endif
 
 /* dma.c */
 u32 hpmem_dma_model(u32 *translated, u32 *direct);

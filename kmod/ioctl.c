@@ -124,8 +124,9 @@ static int hpmem_cmd_info(struct file *file, void *arg)
 			 HPMEM_FEAT_DMA_MODEL | HPMEM_FEAT_BUSY_PAGES |
 			 HPMEM_FEAT_UID_NAMES | HPMEM_FEAT_REGION_LIST |
 			 HPMEM_FEAT_DIRTY_PAGES | HPMEM_FEAT_LIST_DMA_PINNED |
-			 HPMEM_FEAT_LIST_OWN | HPMEM_FEAT_SPARSE |
-			 HPMEM_FEAT_DMABUF;
+			 HPMEM_FEAT_LIST_OWN | HPMEM_FEAT_SPARSE;
+	if (HPMEM_HAVE_DMABUF)
+		info->features |= HPMEM_FEAT_DMABUF;
 	if (HPMEM_HAVE_PMD_MAP)
 		info->features |= HPMEM_FEAT_PMD_MAP;
 	info->nr_node_ids = nr_node_ids;

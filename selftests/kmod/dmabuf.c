@@ -51,6 +51,32 @@ static int hp_export(int fd, uint64_t off, uint64_t len, uint32_t fd_flags)
 	return rc ? rc : e.fd;
 }
 
+/* Whether the guest kernel was booted with @word on its command line. */
+static bool cmdline_has(const char *word)
+{
+	char buf[4096], *tok, *save;
+	FILE *f = fopen("/proc/cmdline", "re");
+	bool found = false;
+
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f))
+		for (tok = strtok_r(buf, " \n", &save); tok && !found;
+		     tok = strtok_r(NULL, " \n", &save))
+			found = !strcmp(tok, word);
+	fclose(f);
+	return found;
+}
+
+/*
+ * Under swiotlb=force every import is refused (see
+ * vgem_import_bounced_refused): the tests that need one skip.
+ */
+#define SKIP_IF_BOUNCED() do {						\
+	if (cmdline_has("swiotlb=force"))				\
+		SKIP(return, "swiotlb=force: imports are refused");	\
+} while (0)
+
 /* Loads /lib/drm/<name>.ko in the order /lib/drm/order lists them. */
 static void load_drm_kmods(void)
 {
@@ -455,6 +481,8 @@ TEST_F(lifetime, pages_never_reused)
 
 	if (geteuid())
 		SKIP(return, "needs root: physical addresses tell the pages apart");
+	if (variant->import)
+		SKIP_IF_BOUNCED();
 	OPEN_DEV(fd);
 	if (variant->import)
 		OPEN_VGEM(vfd);
@@ -565,6 +593,7 @@ TEST(vgem_import_twice)
 	int fd, vfd, dfd, h1, h2;
 	char *p;
 
+	SKIP_IF_BOUNCED();
 	OPEN_DEV(fd);
 	OPEN_VGEM(vfd);
 	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "vgem"), 0));
@@ -579,6 +608,35 @@ TEST(vgem_import_twice)
 	close(dfd);
 	close(vfd);
 	munmap(p, 4 * PG);
+	close(fd);
+}
+
+/*
+ * With swiotlb=force (every direct-mapped device bounced, as in SEV/TDX
+ * guests) vgem's import would map swiotlb copies of the pages, synced only
+ * at unmap: the device and the CPU would see different bytes. The import
+ * must fail instead (map_dma_buf refuses a mapping that needs syncs).
+ * Boot with HPMEM_VM_CMDLINE_EXTRA=swiotlb=force to run it.
+ */
+TEST(vgem_import_bounced_refused)
+{
+	char name[HPMEM_NAME_MAX];
+	int fd, vfd, dfd, h;
+
+	if (!cmdline_has("swiotlb=force"))
+		SKIP(return, "guest not booted with swiotlb=force (HPMEM_VM_CMDLINE_EXTRA)");
+	OPEN_DEV(fd);
+	OPEN_VGEM(vfd);
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "bounce"), 0));
+	ASSERT_EQ(0, grow_and_map(fd, 1, NULL));
+	dfd = hp_export(fd, 0, PG, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dfd);
+	h = vgem_import(vfd, dfd);
+	EXPECT_EQ(-EOPNOTSUPP, h) TH_LOG("PRIME import gave %d", h);
+	if (h >= 0)
+		vgem_close(vfd, h);
+	close(dfd);
+	close(vfd);
 	close(fd);
 }
 
@@ -655,6 +713,7 @@ TEST(importer_view)
 
 	if (geteuid())
 		SKIP(return, "needs root: physical addresses");
+	SKIP_IF_BOUNCED();
 	OPEN_DEV(fd);
 	ASSERT_EQ(0, hp_info(fd, &info));
 	if (info.dma_model == HPMEM_DMA_TRANSLATED)
@@ -685,6 +744,39 @@ TEST(importer_view)
 	munmap(p, 3 * PG);
 	close(fd);
 	close(rfd);
+}
+
+/*
+ * Segments are whole 4 KiB pages: an importer whose device takes less in
+ * one segment is refused at attach (EINVAL) rather than handed segments
+ * beyond its limit; one that takes exactly a page gets one per 4 KiB.
+ */
+TEST(importer_small_segments)
+{
+	struct pfnref_dmabuf a = { 0 };
+	char name[HPMEM_NAME_MAX];
+	int rfd, fd, dfd, rc;
+
+	SKIP_IF_BOUNCED();
+	OPEN_DEV(fd);
+	OPEN_PFNREF(rfd);
+	ASSERT_EQ(0, hp_create(fd, UNIQUE_NAME(name, "smallseg"), 0));
+	ASSERT_EQ(0, grow_and_map(fd, 1, NULL));
+	dfd = hp_export(fd, 0, PG, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, dfd);
+	a.fd = dfd;
+	a.max_seg_size = 2048;
+	rc = xioctl(rfd, PFNREF_IOC_DMABUF_SEGS, &a);
+	if (rc == -ENODEV)
+		SKIP(return, "no edu device to import for");
+	EXPECT_EQ(-EINVAL, rc) TH_LOG("2 KiB segments: %d, %u segments", rc, a.nr_segs);
+	a.nr_segs = 0;
+	a.max_seg_size = 4096;
+	EXPECT_EQ(0, xioctl(rfd, PFNREF_IOC_DMABUF_SEGS, &a));
+	EXPECT_EQ(PG / 4096, a.nr_segs);
+	close(dfd);
+	close(rfd);
+	close(fd);
 }
 
 TEST_HARNESS_MAIN

@@ -36,6 +36,8 @@ boot_wait=${HPMEM_VM_BOOT_WAIT:-300}
 # page allocator (tested), not only at the cap.
 modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=1024}
 mem_per_node=${HPMEM_VM_NODE_MEM:-1G}
+# Appended to the guest kernel's command line (e.g. swiotlb=force).
+cmdline_extra=${HPMEM_VM_CMDLINE_EXTRA:-}
 # QEMU wants the nodes to add up to the RAM size exactly.
 ram=$(( ${mem_per_node%G} * 2 ))G
 
@@ -294,6 +296,7 @@ boot() {
 		# type1 wants before it attaches a group; edu's DMA uses no MSI.
 		cmdline="$cmdline vfio_iommu_type1.allow_unsafe_interrupts=1"
 	fi
+	cmdline="$cmdline${cmdline_extra:+ $cmdline_extra}"
 	machine+=(-device edu,dma_mask=0xffffffffffffffff)
 	start=$(date +%s)
 	# A stock kernel under TCG on a loaded host has, rarely, hung in

@@ -232,6 +232,7 @@ static long pfnref_dmabuf_segs(void __user *argp)
 	struct pci_dev *pdev;
 	struct sg_table *sgt;
 	struct dma_buf *dmabuf;
+	unsigned int max_seg;
 	u32 n = 0;
 	long r = 0;
 	int i;
@@ -242,6 +243,10 @@ static long pfnref_dmabuf_segs(void __user *argp)
 	pdev = pci_get_device(EDU_VENDOR, EDU_DEVICE, NULL);
 	if (!pdev)
 		return -ENODEV;
+	/* An importer with a small segment limit (PCI devices have dma_parms). */
+	max_seg = dma_get_max_seg_size(&pdev->dev);
+	if (arg.max_seg_size)
+		dma_set_max_seg_size(&pdev->dev, arg.max_seg_size);
 	dmabuf = dma_buf_get(arg.fd);
 	if (IS_ERR(dmabuf)) {
 		r = PTR_ERR(dmabuf);
@@ -276,6 +281,7 @@ out_detach:
 out_put:
 	dma_buf_put(dmabuf);
 out_dev:
+	dma_set_max_seg_size(&pdev->dev, max_seg);
 	pci_dev_put(pdev);
 	return r;
 }

@@ -61,11 +61,16 @@ struct pfnref_seg {
  * @fd: in, a dma-buf file descriptor
  * @nr_segs: in, entries @segs has room for; out, segments of the mapping
  * @segs: in, user pointer to struct pfnref_seg entries
+ * @max_seg_size: in, 0, or edu's maximum DMA segment size for this import
+ *                (put back after it)
+ * @pad: 0
  */
 struct pfnref_dmabuf {
 	__s32 fd;
 	__u32 nr_segs;
 	__u64 segs;
+	__u32 max_seg_size;
+	__u32 pad;
 };
 
 /*
