@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <linux/hpmem.h>
 
 #include <hpmem/init.h>
@@ -89,4 +90,41 @@ __hpm_export int hpm_memzone_export_dmabuf(const struct hpm_memzone *mz, int fd_
 			(int)sizeof(mz->name), mz->name, strerror(-rc));
 	}
 	return rc;
+}
+
+/*
+ * The dma-buf core gives the dma-buf's file no get_unmapped_area(), so
+ * mmap(NULL) lands on any 4 KiB boundary and hpmem.ko's fault handler can
+ * map no 2 MiB PMD there: it needs a PMD-aligned address. Reserve the
+ * length plus one page of address space, map over its first 2 MiB boundary
+ * and give back the rest, so that the caller munmap()s only [addr, len).
+ */
+__hpm_export int hpm_dmabuf_mmap(int fd, size_t len, uint64_t off, int prot,
+				 void **addr)
+{
+	const size_t pmd = (size_t)1 << HPMEM_PAGE_SHIFT;
+	uintptr_t res, base;
+	void *p;
+
+	if (!addr || !len || len > SIZE_MAX - pmd || off > INT64_MAX)
+		return -EINVAL;
+	p = mmap(NULL, len + pmd, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	res = (uintptr_t)p;
+	base = (res + pmd - 1) & ~(uintptr_t)(pmd - 1);
+	p = mmap((void *)base, len, prot, MAP_SHARED | MAP_FIXED, fd, (off_t)off);
+	if (p == MAP_FAILED) {
+		int rc = -errno;
+
+		munmap((void *)res, len + pmd);
+		return rc;
+	}
+	if (base > res)
+		munmap((void *)res, base - res);
+	if (res + pmd > base)
+		munmap((void *)(base + len), res + pmd - base);
+	*addr = p;
+	return 0;
 }

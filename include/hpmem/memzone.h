@@ -91,6 +91,14 @@ void hpm_memzone_dump(FILE *f);
  * are done. See hpm_memzone(3).
  */
 int hpm_memzone_export_dmabuf(const struct hpm_memzone *mz, int fd_flags);
+/*
+ * mmap() of a dma-buf hpmem.ko exported (MAP_SHARED, @len bytes from @off,
+ * @prot) at a 2 MiB-aligned address, so that its 2 MiB pages are mapped by
+ * PMDs: mmap(NULL) of a dma-buf gets any 4 KiB boundary, where only 4 KiB
+ * mappings fit. @off should be a multiple of 2 MiB too. Stores the address
+ * in *@addr; unmap with munmap(*addr, len). 0 or -errno (mmap()'s).
+ */
+int hpm_dmabuf_mmap(int fd, size_t len, uint64_t off, int prot, void **addr);
 
 /* Zones in use and the table's capacity. */
 unsigned int hpm_memzone_count(void);
