@@ -190,7 +190,12 @@ static struct sg_table *hpmem_dmabuf_map(struct dma_buf_attachment *attach,
 	return sgt;
 
 out_unmap:
-	dma_unmap_sgtable(attach->dev, sgt, dir, 0);
+	/*
+	 * A refused mapping may be bounced: without SKIP_CPU_SYNC, swiotlb
+	 * would copy its map-time snapshot back over the pages (FROM_DEVICE,
+	 * BIDIRECTIONAL) and revert whatever the CPU wrote since.
+	 */
+	dma_unmap_sgtable(attach->dev, sgt, dir, DMA_ATTR_SKIP_CPU_SYNC);
 out_table:
 	sg_free_table(sgt);
 out_free:
