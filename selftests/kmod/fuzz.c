@@ -116,14 +116,16 @@ static volatile sig_atomic_t touch_armed;
 /* A fault while touching a mapping is expected; any other is a bug here. */
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
-	char msg[96];
+	char msg[160];
 
 	if (touch_armed) {
 		touch_armed = 0;
 		siglongjmp(touch_env, sig);
 	}
-	snprintf(msg, sizeof(msg), "# worker %d: signal %d at %p, ip %#llx\n", getpid(), sig,
-		 si->si_addr, (unsigned long long)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP]);
+	snprintf(msg, sizeof(msg), "# worker %d: signal %d code %d at %p, ip %#llx sp %#llx\n",
+		 getpid(), sig, si->si_code, si->si_addr,
+		 (unsigned long long)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP],
+		 (unsigned long long)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RSP]);
 	write(2, msg, strlen(msg));
 	_exit(128 + sig);
 }
@@ -244,6 +246,26 @@ static struct map *map_pick(struct worker *w)
 	struct map *m = &w->maps[below(w, NMAPS)];
 
 	return m->addr ? m : NULL;
+}
+
+/*
+ * SEGS and LIST write through their pointer, so a wild one must not reach
+ * the worker's own memory. The guest binaries are static and not PIE: text,
+ * data (stdio's jump tables among it), bss (touch_env) and the brk heap
+ * with the TCB lie in the low 4 GiB at addresses fixed at link time, where
+ * a random 32-bit value, or a small one with a byte replaced, points. The
+ * kernel rightly wrote REGION_LIST entries there, and a "fuzz-..." name
+ * became a code pointer that snprintf() jumped through: a #GP, then a
+ * second one in on_fault() (snprintf() again) with SIGSEGV blocked, which
+ * killed the worker without a word. Such a pointer keeps its low
+ * four bytes but moves into the arena's PROT_NONE block (EFAULT, or
+ * scratch); below 64 KiB (mmap_min_addr: never mapped) it stays.
+ */
+static uint64_t confine(struct worker *w, uint64_t v)
+{
+	if (v >= 65536 && v < 1ull << 32)
+		v |= (uintptr_t)w->arena & ~(ARENA_SPAN - 1);
+	return v;
 }
 
 /* Fill the argument of command @c at @p with mostly sane, sometimes wild
@@ -367,6 +389,10 @@ static void fill(struct worker *w, int c, char *p, size_t sz)
 			}
 		}
 	}
+	if (cmds[c].cmd == HPMEM_IOC_REGION_SEGS)
+		u.sg.segs = confine(w, u.sg.segs);
+	else if (cmds[c].cmd == HPMEM_IOC_REGION_LIST)
+		u.ls.entries = confine(w, u.ls.entries);
 	memcpy(p, &u, sz < sizeof(u) ? sz : sizeof(u));
 	/* bytes past the struct: zero (accepted), or not (E2BIG) */
 	if (sz > cmds[c].size && below(w, 4) == 0)
@@ -850,12 +876,16 @@ static char *arena_map(void)
 
 static void worker_run(struct worker *w)
 {
-	struct sigaction sa = { .sa_sigaction = on_fault, .sa_flags = SA_SIGINFO };
+	struct sigaction sa = { .sa_sigaction = on_fault, .sa_flags = SA_SIGINFO | SA_ONSTACK };
+	static char altstack[64 * 1024];
+	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
 	struct hpmem_region_create *ro;
 	struct hpmem_node_info *ni;
 	struct hpmem_region_grow *gr;
 	struct rlimit rl = { 64 << 20, 64 << 20 };
 
+	/* a fault with a bad stack pointer still reaches on_fault() */
+	CHILD_CHECK(sigaltstack(&ss, NULL) == 0);
 	sigaction(SIGBUS, &sa, NULL);
 	sigaction(SIGSEGV, &sa, NULL);
 	alarm(BUDGET_S + 30);	/* never outlive a stuck parent */
