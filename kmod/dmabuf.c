@@ -233,16 +233,11 @@ static int hpmem_dmabuf_end_cpu_access(struct dma_buf *dmabuf,
 /* Same mapping as a default region's: 2 MiB PFN PMDs, else 4 KiB PFNs. */
 static vm_fault_t hpmem_dmabuf_pmd_fault(struct vm_fault *vmf)
 {
-	struct vm_area_struct *vma = vmf->vma;
-	struct hpmem_dmabuf *hd = vma->vm_private_data;
-	unsigned long haddr = vmf->address & PMD_MASK;
+	struct hpmem_dmabuf *hd = vmf->vma->vm_private_data;
 	struct page *page;
 	pgoff_t pgoff;
 
-	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end)
-		return VM_FAULT_FALLBACK;
-	pgoff = linear_page_index(vma, haddr);
-	if (pgoff & (HPMEM_SUBPAGES - 1))
+	if (!hpmem_pmd_fault_pgoff(vmf, &pgoff))
 		return VM_FAULT_FALLBACK;
 	if (pgoff >> HPMEM_ORDER >= hd->nr_pages)
 		return VM_FAULT_SIGBUS;

@@ -192,6 +192,7 @@ void hpmem_mmap_exit(void);
 int hpmem_mmap_open(struct file *file);
 void hpmem_mmap_close(struct file *file);
 int hpmem_mmap(struct file *file, struct vm_area_struct *vma);
+bool hpmem_pmd_fault_pgoff(struct vm_fault *vmf, pgoff_t *pgoff);
 unsigned long hpmem_get_unmapped_area(struct file *file, unsigned long addr,
 				      unsigned long len, unsigned long pgoff,
 				      unsigned long flags);

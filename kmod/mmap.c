@@ -105,20 +105,30 @@ static struct page *hpmem_fault_page(struct vm_fault *vmf, pgoff_t pgoff)
 	return hpmem_region_page(region, pgoff >> HPMEM_ORDER);
 }
 
-/* Maps the whole 2 MiB page behind the fault with one PMD. */
-vm_fault_t hpmem_pmd_fault(struct vm_fault *vmf)
+/*
+ * The offset of the 2 MiB page a PMD fault at @vmf would map, or false when
+ * the VMA cannot take a PMD there and 4 KiB faults must serve it.
+ */
+bool hpmem_pmd_fault_pgoff(struct vm_fault *vmf, pgoff_t *pgoff)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	unsigned long haddr = vmf->address & PMD_MASK;
+
+	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end)
+		return false;
+	*pgoff = linear_page_index(vma, haddr);
+	/* Moved by mremap() off a 2 MiB boundary: 4 KiB PTEs still work. */
+	return !(*pgoff & (HPMEM_SUBPAGES - 1));
+}
+
+/* Maps the whole 2 MiB page behind the fault with one PMD. */
+vm_fault_t hpmem_pmd_fault(struct vm_fault *vmf)
+{
 	vm_fault_t ret = VM_FAULT_SIGBUS;
 	struct page *page;
 	pgoff_t pgoff;
 
-	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end)
-		return VM_FAULT_FALLBACK;
-	pgoff = linear_page_index(vma, haddr);
-	/* Moved by mremap() off a 2 MiB boundary: 4 KiB PTEs still work. */
-	if (pgoff & (HPMEM_SUBPAGES - 1))
+	if (!hpmem_pmd_fault_pgoff(vmf, &pgoff))
 		return VM_FAULT_FALLBACK;
 	hpmem_fault_lock(vmf);
 	page = hpmem_fault_page(vmf, pgoff);
