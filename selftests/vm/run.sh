@@ -302,8 +302,9 @@ boot() {
 	# A stock kernel under TCG on a loaded host has, rarely, hung in
 	# early boot before running /init (hung-task reports for PID 1, QEMU
 	# idle): no test ran, and the run waited out the whole timeout. Init
-	# prints "### VM INIT" first thing; without it after $boot_wait s the
-	# boot is killed, kept as *.hung.log, and tried once more.
+	# prints "### VM INIT" first thing (not at the start of its line: the
+	# console's escape codes come before it); without it after $boot_wait s
+	# the boot is killed, kept as *.hung.log, and tried once more.
 	# Async commands ignore SIGINT: stop QEMU by hand when we are stopped.
 	trap 'kill "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null; exit 130' INT TERM
 	for attempt in 1 2; do
@@ -314,7 +315,7 @@ boot() {
 		hung=0
 		waited=0
 		while kill -0 "$pid" 2>/dev/null; do
-			grep -aq '^### VM INIT' "$log" && break
+			grep -aq '### VM INIT' "$log" && break
 			if [ "$waited" -ge "$boot_wait" ]; then
 				hung=1
 				kill "$(cat "$work/qemu.pid" 2>/dev/null)" 2>/dev/null
