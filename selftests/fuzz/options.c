@@ -31,14 +31,16 @@ static void check_opts(const struct hpm_init_opts *o)
 	if ((unsigned int)o->proc_type > HPM_PROC_SECONDARY ||
 	    (unsigned int)o->backend > HPM_BACKEND_ANON ||
 	    (unsigned int)o->iova_mode > HPM_IOVA_COMPACT ||
-	    (o->flags & ~HPM_INIT_F_VFIO) ||
+	    (o->flags & ~(HPM_INIT_F_VFIO | HPM_INIT_F_LEGACY_MEM)) ||
 	    o->log_level < 0 || o->log_level > 4 ||
 	    (o->base_addr & 0xfff) || o->max_memzones > (1U << 24) ||
 	    (o->region && hpm_region_name_check(o->region)) ||
 	    (o->huge_dir && o->huge_dir[0] != '/'))
 		abort();
+	/* Both halves of an entry are MiB counts with the parser's cap. */
 	for (int n = 0; n < HPM_MAX_NODES; n++)
-		if (o->socket_mem[n] > (1ULL << 30))
+		if (HPM_SOCKET_MEM_RESERVE(o->socket_mem[n]) > (1ULL << 30) ||
+		    HPM_SOCKET_MEM_LIMIT(o->socket_mem[n]) > (1ULL << 30))
 			abort();
 }
 
