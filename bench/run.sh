@@ -2,14 +2,17 @@
 # SPDX-License-Identifier: MIT
 # Runs hpm_bench (hpmem, and glibc for the malloc rows) and dpdk_bench as
 # separate processes in alternating rounds, takes median/min/max per scenario and prints one
-# table (markdown) plus out/latest.json. Optionally adds the guest rows
+# table (markdown) plus out/latest.json. In the same rounds: grow_bench on
+# both sides (dynamic memory, issue 13) and hpm_bench's malloc rows twice
+# more, --legacy-mem against --socket-limit. Optionally adds the guest rows
 # (kmod backend against the kernel's hugepages, in QEMU TCG: ratios only).
 #
 # Usage: bench/run.sh [--rounds N] [--scale F] [--guest 0|1] [--smoke]
 #            [--doc FILE]   (replace FILE's "bench:begin/end" block)
 # Environment: B (build dir); BENCH_GUEST_KERNEL (6.12); BENCH_HUGE_DIR (a 2 MiB hugetlbfs mount to
 # use instead of a private one); BENCH_HPMEM_OPTS / BENCH_EAL_EXTRA
-# (override hpmem's options / add EAL arguments).
+# (override hpmem's options / add EAL arguments); BENCH_DYN_OPTS (what the
+# dynamic malloc rows add to hpmem's options; --socket-limit 512).
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,10 +26,12 @@ scale=1
 guest=0
 smoke=0
 init_runs=3
+grow_rounds=9
+dyn_reps=3
 doc=
 
 usage() {
-	sed -n '8,13p' "$0" | sed 's/^# //' >&2
+	sed -n '10,15p' "$0" | sed 's/^# //' >&2
 	exit 2
 }
 
@@ -46,7 +51,7 @@ done
 if [ "$smoke" = 1 ]; then
 	# Output correctness only: a few iterations, one round, and no change
 	# to the system (no hugepage reservation, no mount).
-	rounds=1 scale=0.01 init_runs=1 guest=0
+	rounds=1 scale=0.01 init_runs=1 guest=0 grow_rounds=1 dyn_reps=1
 	# keep the last real results in out/
 	OUTDIR=$here/out/smoke
 fi
@@ -58,6 +63,12 @@ mempool/cache512/bulk32/2thr ring/spsc/bulk32 ring/mpmc/bulk32
 ring/mpmc/bulk32/2thr malloc/fixed64 malloc/fixed1k malloc/fixed64k
 malloc/mixed16-64k mbuf/single mbuf/bulk32 memzone/reserve memzone/lookup
 init/process-wall init/process-cpu init/call-wall"
+# Dynamic memory (issue 13): grow_bench's rows, hpmem against DPDK...
+GROW_SCENARIOS="grow/page grow/release-page grow/malloc64"
+# ...and the malloc rows above, each as <id>/dynamic-vs-legacy.
+DYN_SCENARIOS="malloc/fixed64 malloc/fixed1k malloc/fixed64k malloc/mixed16-64k"
+# legacy ns/op ÷ dynamic ns/op must stay at or above this (issue 13: within 5%)
+DYN_TARGET=0.95
 
 mkdir -p "$OUTDIR"
 raw=$OUTDIR/raw.txt
@@ -131,6 +142,11 @@ else
 fi
 hpm_opts=${BENCH_HPMEM_OPTS:-$hpm_opts}
 eal_extra=${BENCH_EAL_EXTRA:-}
+# Both explicit, so that the comparison does not depend on the library's
+# default (dynamic behind a translating IOMMU, fixed elsewhere); the
+# reserve stays hpm_bench's --socket-mem.
+dyn_opts=${BENCH_DYN_OPTS:---socket-limit 512}
+legacy_opts="--legacy-mem"
 
 # ---- rounds ------------------------------------------------------------
 
@@ -142,27 +158,76 @@ else
 	dpdk_note="DPDK not available (libdpdk-dev missing): DPDK column empty"
 	echo "run.sh: $dpdk_note" >&2
 fi
+sides="$sides dynpair growhpm"
+grow_note="hpmem: --socket-mem 0 --socket-limit 512 on node 0, with the options of the rows above"
+if [ -n "$no_huge" ]; then
+	grow_note="$grow_note; DPDK: not run (--no-huge has no dynamic mode)"
+elif [ -x "$BIN/grow_bench_dpdk" ]; then
+	sides="$sides growdpdk"
+	grow_note="$grow_note; DPDK: EAL -l 0 --no-pci --in-memory --no-telemetry${eal_extra:+ $eal_extra}, no -m and no --legacy-mem (its default dynamic mode), on the same hugepages"
+else
+	grow_note="$grow_note; DPDK: not available"
+fi
 
 failed=0
+# run_side SIDE ROUND [RAWFILE]: one process, its rows appended to RAWFILE
 run_side() {
-	local side=$1 r=$2 rc
+	local side=$1 r=$2 dst=${3:-$raw} rc
 	echo "== round $r: $side" >>"$log"
 	case "$side" in
+	dynpair) run_dyn "$r"; return ;;
 	hpmem)	HPMEM_OPTS="$hpm_opts" timeout 600 "$BIN/hpm_bench" \
 			--scale "$scale" --init-runs "$init_runs" ;;
 	dpdk)	BENCH_NO_HUGE=$no_huge BENCH_EAL_EXTRA="$eal_extra" timeout 600 "$BIN/dpdk_bench" \
 			--scale "$scale" --init-runs "$init_runs" ;;
+	# hpm_bench's malloc rows alone, fixed and dynamic, each in a process
+	# of its own so that neither inherits the other's heap
+	legacy)	HPMEM_OPTS="$hpm_opts $legacy_opts" timeout 600 "$BIN/hpm_bench" \
+			--only malloc/ --scale "$scale" ;;
+	dynamic) HPMEM_OPTS="$hpm_opts $dyn_opts" timeout 600 "$BIN/hpm_bench" \
+			--only malloc/ --scale "$scale" ;;
+	growhpm) HPMEM_OPTS="$hpm_opts" timeout 600 "$BIN/grow_bench_hpm" \
+			--rounds "$grow_rounds" ;;
+	growdpdk) BENCH_EAL_EXTRA="$eal_extra" timeout 600 "$BIN/grow_bench_dpdk" \
+			--rounds "$grow_rounds" ;;
 	esac >"$tmp" 2>>"$log"
 	rc=$?
-	# hpm_bench reports glibc's malloc rows as "glibc:<id>"
+	# hpm_bench reports glibc's malloc rows as "glibc:<id>" (kept from the
+	# main run only); grow_bench's rows belong to the hpmem and DPDK columns
 	awk -v s="$side" -v r="$r" '$1 == "RESULT" {
 		side = s; id = $2
-		if (sub(/^glibc:/, "", id)) side = "glibc"
-		print side, r, id, $3 }' "$tmp" >>"$raw"
+		if (side == "growhpm") side = "hpmem"
+		if (side == "growdpdk") side = "dpdk"
+		if (sub(/^glibc:/, "", id)) {
+			if (side != "hpmem") next
+			side = "glibc"
+		}
+		print side, r, id, $3 }' "$tmp" >>"$dst"
 	if [ "$rc" != 0 ]; then
 		echo "run.sh: $side failed in round $r (exit $rc, see $log)" >&2
 		failed=1
 	fi
+}
+
+# The legacy and dynamic malloc rows: $dyn_reps pairs of processes per
+# round, alternating which goes first, and the best of each side. The gap
+# they must show (5%) is smaller than the spread between processes on a
+# shared machine, and noise only ever adds time; a failed run's -1 wins the
+# minimum and flags the row.
+run_dyn() {
+	local r=$1 k
+	: >"$tmp.dyn"
+	for k in $(seq 1 "$dyn_reps"); do
+		if [ $((k % 2)) = 1 ]; then
+			run_side legacy "$r" "$tmp.dyn"; run_side dynamic "$r" "$tmp.dyn"
+		else
+			run_side dynamic "$r" "$tmp.dyn"; run_side legacy "$r" "$tmp.dyn"
+		fi
+	done
+	awk '{	k = $1 " " $2 " " $3
+		if (!(k in best) || $4 < best[k]) best[k] = $4 }
+	END { for (k in best) print k, best[k] }' "$tmp.dyn" >>"$raw"
+	rm -f "$tmp.dyn"
 }
 
 # A/B alternation: the side that goes first changes every round, so drift
@@ -229,6 +294,8 @@ host_note="$(nproc) CPUs ($host_cpu), $(($(meminfo MemTotal) / 1048576)) GiB RAM
 
 awk -v scen="$SCENARIOS" -v graw="$graw" -v jsonf="$OUTDIR/latest.json" \
     -v have_dpdk="$([ -x "$BIN/dpdk_bench" ] && echo 1 || echo 0)" \
+    -v grow="$GROW_SCENARIOS" -v dyn="$DYN_SCENARIOS" -v dyn_target="$DYN_TARGET" \
+    -v have_dpdk_grow="$(case " $sides " in *" growdpdk "*) echo 1 ;; *) echo 0 ;; esac)" \
     -v smoke="$smoke" -v rounds="$rounds" -v mdf="$OUTDIR/latest.md" '
 function sortv(a, n,   i, j, t) {
 	for (i = 2; i <= n; i++) {
@@ -256,6 +323,12 @@ function fmt(v) {
 	return sprintf("%.0f", v)
 }
 function jnum(v) { return v == "" ? "null" : sprintf("%.3f", v) }
+# ns -> the unit a grow row is shown in ("" stays "")
+function in_unit(v, dv) { return v == "" ? "" : v / dv }
+function range(side, id, dv) {
+	return med[side SUBSEP id] == "" ? "-" : \
+		fmt(in_unit(mn[side SUBSEP id], dv)) ".." fmt(in_unit(mx[side SUBSEP id], dv))
+}
 function ratio(a, b) { return (a == "" || b == "" || b <= 0) ? "" : a / b }
 function fr(v) { return v == "" ? "-" : sprintf("%.2fx", v) }
 function out(s) { print s; print s >mdf }
@@ -299,6 +372,63 @@ END {
 			jnum(mn["hpmem" SUBSEP id]), jnum(mx["hpmem" SUBSEP id]),
 			jnum(mn["dpdk" SUBSEP id]), jnum(mx["dpdk" SUBSEP id]),
 			jnum(g), jnum(rg), cnt["hpmem" SUBSEP id] >jsonf
+	}
+	# dynamic memory: grow_bench, hpmem against DPDK in its dynamic mode
+	out("")
+	out("| dynamic memory | unit | hpmem | DPDK | DPDK÷hpmem | hpmem min..max | DPDK min..max |")
+	out("|---|---|--:|--:|--:|--:|--:|")
+	ns = split(grow, S, /[ \n]+/)
+	for (i = 1; i <= ns; i++) {
+		id = S[i]
+		if (id == "") continue
+		stat("hpmem", id); stat("dpdk", id)
+		h = med["hpmem" SUBSEP id]; d = med["dpdk" SUBSEP id]
+		rd = ratio(d, h)
+		miss = ""
+		if (h == "" || bad["hpmem" SUBSEP id]) miss = miss " hpmem"
+		if (have_dpdk_grow && (d == "" || bad["dpdk" SUBSEP id]))
+			miss = miss " DPDK"
+		if (miss != "") {
+			print "run.sh: " id ": no valid result from" miss >"/dev/stderr"
+			errors++
+		}
+		if (id == "grow/malloc64") { unit = "ms per 64 MiB malloc"; dv = 1e6 }
+		else { unit = "µs per 2 MiB page"; dv = 1e3 }
+		out(sprintf("| %s | %s | %s | %s | %s | %s | %s |", id, unit,
+			fmt(in_unit(h, dv)), fmt(in_unit(d, dv)), fr(rd),
+			range("hpmem", id, dv), range("dpdk", id, dv)))
+		printf "%s\n  {\"scenario\": \"%s\", \"hpmem_ns\": %s, \"dpdk_ns\": %s, \"ratio\": %s, \"hpmem_min\": %s, \"hpmem_max\": %s, \"dpdk_min\": %s, \"dpdk_max\": %s, \"rounds\": %d}", \
+			(nj++ ? "," : ""), id, jnum(h), jnum(d), jnum(rd),
+			jnum(mn["hpmem" SUBSEP id]), jnum(mx["hpmem" SUBSEP id]),
+			jnum(mn["dpdk" SUBSEP id]), jnum(mx["dpdk" SUBSEP id]),
+			cnt["hpmem" SUBSEP id] >jsonf
+	}
+	# the malloc rows of hpmem with growth and release on, against fixed memory
+	out("")
+	out("| hpmem malloc, dynamic vs legacy | legacy ns/op | dynamic ns/op | legacy÷dynamic | target | legacy min..max | dynamic min..max |")
+	out("|---|--:|--:|--:|--:|--:|--:|")
+	ns = split(dyn, S, /[ \n]+/)
+	for (i = 1; i <= ns; i++) {
+		id = S[i]
+		if (id == "") continue
+		stat("legacy", id); stat("dynamic", id)
+		l = med["legacy" SUBSEP id]; y = med["dynamic" SUBSEP id]
+		rl = ratio(l, y)
+		miss = ""
+		if (l == "" || bad["legacy" SUBSEP id]) miss = miss " legacy"
+		if (y == "" || bad["dynamic" SUBSEP id]) miss = miss " dynamic"
+		if (miss != "") {
+			print "run.sh: " id "/dynamic-vs-legacy: no valid result from" miss >"/dev/stderr"
+			errors++
+		}
+		out(sprintf("| %s/dynamic-vs-legacy | %s | %s | %s | ≥ %.2fx | %s | %s |", id,
+			fmt(l), fmt(y), fr(rl), dyn_target,
+			range("legacy", id, 1), range("dynamic", id, 1)))
+		printf "%s\n  {\"scenario\": \"%s/dynamic-vs-legacy\", \"hpmem_ns\": %s, \"dpdk_ns\": null, \"ratio\": %s, \"legacy_ns\": %s, \"target\": %s, \"hpmem_min\": %s, \"hpmem_max\": %s, \"legacy_min\": %s, \"legacy_max\": %s, \"rounds\": %d}", \
+			(nj++ ? "," : ""), id, jnum(y), jnum(rl), jnum(l), dyn_target,
+			jnum(mn["dynamic" SUBSEP id]), jnum(mx["dynamic" SUBSEP id]),
+			jnum(mn["legacy" SUBSEP id]), jnum(mx["legacy" SUBSEP id]),
+			cnt["dynamic" SUBSEP id] >jsonf
 	}
 	# guest rows: id hpmem_ns baseline baseline_ns hpmem_faults base_faults
 	gl = 0
@@ -369,6 +499,18 @@ Notes:
   alone. Most of rte_eal_init()'s wall time is a sleep calibrating the TSC,
   hence the CPU row; DPDK from Debian also dlopen()s every driver in its
   plugin directory.
+- Dynamic memory (bench/grow_bench.c, one process per side and round, each
+  reporting the median of $grow_rounds inner rounds, in wall time): grow/page
+  is a malloc of 2 MiB - 8 KiB that must take one more page, per page over
+  32 of them; grow/release-page the free that gives it back; grow/malloc64
+  one 64 MiB malloc that must grow. Both sides get their pages zeroed by the
+  kernel as they take them. $grow_note.
+- hpmem malloc, dynamic vs legacy: the malloc rows above, again in
+  processes of their own, $dyn_reps of each per round taking turns, the best
+  of them per round (so min..max spans rounds): hpmem options plus "$legacy_opts"
+  (fixed: --socket-mem taken at start, kept to exit) and plus "$dyn_opts"
+  (growth and release on above the same 256 MiB --socket-mem). Ratio =
+  legacy ns/op ÷ dynamic ns/op; target ≥ ${DYN_TARGET}x (issue 13: within 5%).
 EOF
 	[ -n "$guest_note" ] && echo "- $guest_note."
 	return 0
@@ -414,6 +556,6 @@ for r in rows:
 		echo "bench smoke: FAIL" >&2
 		exit 1
 	fi
-	echo "bench smoke: ok ($(echo $SCENARIOS | wc -w) scenarios, sides: $sides)" >&2
+	echo "bench smoke: ok ($(echo $SCENARIOS $GROW_SCENARIOS $DYN_SCENARIOS | wc -w) scenarios, sides: $sides)" >&2
 fi
 [ "$failed" = 0 ]
