@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "dynmem.h"
+#include "iommu.h"
 #include "kselftest_harness.h"
 
 #define MIB		(1ULL << 20)
@@ -61,6 +62,28 @@ static long pool_free(int node)
 		v = -1;
 	fclose(f);
 	return v;
+}
+
+/* What @node can give a region: the kmod pool, or its 2 MiB hugepages. */
+static uint64_t node_supply(int node)
+{
+	char path[128];
+	long long v = 0;
+	FILE *f;
+
+	if (hpm_backend() == HPM_BACKEND_KMOD)
+		snprintf(path, sizeof(path), "/sys/class/hpmem/hpmem/node%d/total_pages", node);
+	else
+		snprintf(path, sizeof(path),
+			 "/sys/devices/system/node/node%d/hugepages/hugepages-2048kB/nr_hugepages",
+			 node);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = 0;
+	fclose(f);
+	return (uint64_t)v * 2 * MIB;
 }
 
 /* Free 2 MiB hugepages, in MiB, or -1. */
@@ -674,6 +697,53 @@ TEST(legacy_mem)
 	EXPECT_FALSE(hpm_cfg->flags & HPM_CFG_F_DYNAMIC);
 	EXPECT_EQ(NULL, hpm_malloc_socket("dm", 16 * MIB, 0, node));
 	EXPECT_EQ(ENOMEM, hpm_errno);
+	EXPECT_EQ(0, hpm_cleanup());
+}
+
+/*
+ * No --socket-limit: dynamic behind a translating IOMMU, up to what the
+ * node has at start; --socket-mem fixed with physical IOVAs and on anon.
+ * The guest's iommu boot takes the first branch, its plain boot and the
+ * host the second.
+ */
+TEST(default_follows_the_iommu)
+{
+	int node = test_node();
+	bool translated = hpm_iommu_dma_model("/sys") == HPM_DMA_TRANSLATED;
+	struct hpm_mem_socket_info in;
+	struct hpm_init_opts o;
+	char name[HPM_NAME_SIZE];
+	uint64_t supply;
+	void *p;
+
+	opts_for(&o, name, "default", node, 4, 0);
+	ASSERT_EQ(0, hpm_init(&o));
+	supply = node_supply(node);
+	if (!translated || hpm_backend() == HPM_BACKEND_ANON) {
+		EXPECT_FALSE(hpm_cfg->flags & HPM_CFG_F_DYNAMIC);
+		EXPECT_EQ(NULL, hpm_malloc_socket("dm", 8 * MIB, 0, node));
+		EXPECT_EQ(ENOMEM, hpm_errno);
+		EXPECT_EQ(0, hpm_cleanup());
+		return;
+	}
+	EXPECT_TRUE(hpm_cfg->flags & HPM_CFG_F_DYNAMIC);
+	ASSERT_EQ(0, hpm_mem_socket_info(node, &in));
+	EXPECT_EQ(supply < HPM_DYN_DEFAULT_LIMIT ? supply : HPM_DYN_DEFAULT_LIMIT, in.limit);
+	EXPECT_EQ(4 * MIB, in.reserved);
+	if (supply >= 32 * MIB) {
+		p = hpm_malloc_socket("dm", 8 * MIB, 0, node);
+		ASSERT_NE(NULL, p);
+		EXPECT_EQ(node, hpm_virt2memseg(p)->socket);
+		EXPECT_GT(present(node), 4 * MIB);
+		hpm_free(p);
+		EXPECT_EQ(4 * MIB, present(node));
+	}
+	EXPECT_EQ(0, hpm_cleanup());
+	/* --legacy-mem keeps today's model behind the IOMMU too. */
+	opts_for(&o, name, "default", node, 4, 0);
+	o.flags |= HPM_INIT_F_LEGACY_MEM;
+	ASSERT_EQ(0, hpm_init(&o));
+	EXPECT_FALSE(hpm_cfg->flags & HPM_CFG_F_DYNAMIC);
 	EXPECT_EQ(0, hpm_cleanup());
 }
 
