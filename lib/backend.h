@@ -72,6 +72,12 @@ struct hpm_be_ops {
 	int (*release)(struct hpm_be *be, uint64_t off, uint64_t len);
 	int (*page_info)(struct hpm_be *be, void *va, uint64_t off, int node,
 			 struct hpm_be_seg *out);
+	/*
+	 * Bytes of pages @node could give a region now (kmod: its pool;
+	 * hugetlbfs: the node's hugepages of be->page_sz), which sizes a
+	 * dynamic region's default limit. NULL: no default (anon).
+	 */
+	uint64_t (*supply)(struct hpm_be *be, int node);
 	/* Close what create/attach opened (the region may live on). */
 	void (*detach)(struct hpm_be *be);
 	/* Primary: remove the region's name; called before detach. */
@@ -109,6 +115,7 @@ struct hpm_be {
 	 * node cfg_node. Set by hpm_dyn_plan() from the page size.
 	 */
 	bool sparse;
+	bool limit_default;		/* no --socket-limit: the supply decides */
 	int cfg_node;
 	uint64_t cfg_bytes;
 	uint64_t limit[HPM_MAX_NODES];		/* asked, before rounding */

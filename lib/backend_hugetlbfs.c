@@ -48,6 +48,24 @@ static long free_pages(uint64_t page_sz)
 	return n;
 }
 
+static uint64_t huge_supply(struct hpm_be *be, int node)
+{
+	char path[128];
+	long n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path),
+		 "/sys/devices/system/node/node%d/hugepages/hugepages-%llukB/nr_hugepages",
+		 node, (unsigned long long)(be->page_sz >> 10));
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &n) != 1 || n < 0)
+		n = 0;
+	fclose(f);
+	return (uint64_t)n * be->page_sz;
+}
+
 static uint64_t pages_needed(const uint64_t bytes[HPM_MAX_NODES], uint64_t page_sz)
 {
 	uint64_t n = 0;
@@ -297,6 +315,7 @@ const struct hpm_be_ops hpm_be_hugetlbfs_ops = {
 	.grow = huge_grow,
 	.release = hpm_be_file_release,
 	.page_info = huge_page_info,
+	.supply = huge_supply,
 	.detach = hpm_be_file_detach,
 	.destroy = hpm_be_file_destroy,
 };

@@ -108,6 +108,15 @@ static int check_nodes(struct hpm_be *be, const struct kmod_info *ki,
 	return 0;
 }
 
+static uint64_t kmod_supply(struct hpm_be *be, int node)
+{
+	struct hpmem_node_info ni = { .argsz = sizeof(ni), .node = (uint32_t)node };
+
+	if (ioctl(be->fd, HPMEM_IOC_NODE_INFO, &ni))
+		return 0;	/* not a node with a pool */
+	return ni.total_pages << HPMEM_PAGE_SHIFT;
+}
+
 static int kmod_probe(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 {
 	struct kmod_info ki;
@@ -411,6 +420,7 @@ const struct hpm_be_ops hpm_be_kmod_ops = {
 	.grow = kmod_grow,
 	.release = kmod_release,
 	.page_info = kmod_page_info,
+	.supply = kmod_supply,
 	.detach = kmod_detach,
 	.destroy = kmod_destroy,
 };

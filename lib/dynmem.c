@@ -28,6 +28,21 @@ int hpm_dyn_plan(struct hpm_be *be)
 	uint64_t psz = be->page_sz, pages = 0, cfg_pages = 1, off;
 	int first = -1;
 
+	/*
+	 * No --socket-limit: each node may grow to what it can supply at start
+	 * (pages an administrator adds later need a restart, or a limit), but
+	 * not past DPDK's default reservation per socket and page size.
+	 */
+	for (int n = 0; be->limit_default && n < HPM_MAX_NODES; n++) {
+		uint64_t s = be->ops->supply(be, n);
+
+		be->limit[n] = s < HPM_DYN_DEFAULT_LIMIT ? s : HPM_DYN_DEFAULT_LIMIT;
+		if (be->limit[n] > be->floor[n])
+			hpm_log(HPM_LOG_INFO, "%s: dynamic memory: node %d may grow to %llu MiB "
+				"(what it has; --socket-limit sets it, --legacy-mem keeps "
+				"--socket-mem fixed)", be->ops->name, n,
+				(unsigned long long)(be->limit[n] >> 20));
+	}
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
 		uint64_t lim = be->limit[n] > be->floor[n] ? be->limit[n] : be->floor[n];
 

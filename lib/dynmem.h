@@ -42,8 +42,12 @@ struct hpm_dyn {
 	struct hpm_dyn_node node[HPM_MAX_NODES];
 };
 
+/* The most a node may grow to without --socket-limit (DPDK: 64 GiB per socket and page size). */
+#define HPM_DYN_DEFAULT_LIMIT	(64ULL << 30)
+
 /*
- * Primary, from be->page_sz, be->limit and be->floor: the region layout
+ * Primary, from be->page_sz, be->limit (or, with be->limit_default, each
+ * node's supply) and be->floor: the region layout
  * (config pages first, then one slice per node with a limit, in node
  * order) in be->cfg_bytes, cfg_node, slice_off, slice_len, floor (rounded
  * to pages) and be->size. 0 or -EINVAL (too big, nothing asked).

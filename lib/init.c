@@ -560,10 +560,30 @@ static bool dyn_wanted(const struct hpm_init_opts *o)
 	return false;
 }
 
-/* Primary: make @be's region dynamic when asked (before create). */
-static int dyn_setup(struct hpm_be *be, const struct hpm_init_opts *o)
+/*
+ * Dynamic memory by default, with no --socket-limit: where devices see
+ * IOVAs that the library chooses, that is behind a translating IOMMU, a
+ * page grown later is as good as one taken at start. With physical
+ * addresses as IOVAs it is not: pages taken one at a time are rarely
+ * physically next to each other, so an IOVA-contiguous memzone that fits
+ * today could fail; those regions keep --socket-mem fixed unless a limit
+ * is asked. The anon backend has no page supply to size a limit by (and
+ * DPDK's --no-huge is fixed too).
+ */
+static bool dyn_by_default(const struct hpm_be *be, const struct hpm_init_opts *o)
 {
-	if (!dyn_wanted(o))
+	if (o->flags & HPM_INIT_F_LEGACY_MEM || !be->ops->grow || !be->ops->supply)
+		return false;
+	return hpm_iommu_dma_model(HPM_SYSFS_ROOT) == HPM_DMA_TRANSLATED;
+}
+
+/* Primary: make @be's region dynamic when asked or by default (before create). */
+static int dyn_setup(struct hpm_be *be, const struct hpm_init_opts *o,
+		     const uint64_t bytes[HPM_MAX_NODES])
+{
+	bool wanted = dyn_wanted(o);
+
+	if (!wanted && !dyn_by_default(be, o))
 		return 0;
 	if (!be->ops->grow) {
 		hpm_log(HPM_LOG_ERR, "%s: no dynamic memory on this backend yet "
@@ -571,8 +591,9 @@ static int dyn_setup(struct hpm_be *be, const struct hpm_init_opts *o)
 		return -ENOTSUP;
 	}
 	be->sparse = true;
+	be->limit_default = !wanted;
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
-		be->floor[n] = HPM_SOCKET_MEM_RESERVE(o->socket_mem[n]) << 20;
+		be->floor[n] = bytes[n];
 		be->limit[n] = HPM_SOCKET_MEM_LIMIT(o->socket_mem[n]) << 20;
 	}
 	return 0;
@@ -588,7 +609,7 @@ static int init_on(const struct hpm_init_opts *o, const struct hpm_be_ops *ops,
 
 	hpm_be_reset(be, ops, o, name);
 	if (type != HPM_PROC_SECONDARY) {
-		ret = dyn_setup(be, o);
+		ret = dyn_setup(be, o, bytes);
 		if (ret)
 			return ret;
 		ret = ops->create(be, bytes);

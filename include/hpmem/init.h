@@ -68,7 +68,7 @@ enum hpm_iova_mode {
  */
 #define HPM_INIT_F_VFIO		(1U << 0)
 /*
- * Today's fixed memory even when socket limits are set: all of
+ * Fixed memory even with socket limits or behind an IOMMU: all of
  * --socket-mem is taken at start and kept until exit (DPDK's --legacy-mem).
  */
 #define HPM_INIT_F_LEGACY_MEM	(1U << 1)
@@ -80,8 +80,10 @@ enum hpm_iova_mode {
  * node's heap may ever hold (--socket-limit, 0 = none). Any non-zero limit,
  * without HPM_INIT_F_LEGACY_MEM, makes the region dynamic: it reserves
  * address space and region offsets for every limit, the heaps grow by whole
- * pages when a request cannot be met and give whole free pages back. The
- * packing keeps struct hpm_init_opts (and the ABI) as it was.
+ * pages when a request cannot be met and give whole free pages back. With
+ * no limit at all the region is dynamic too behind a translating IOMMU
+ * (kmod, hugetlbfs: each node up to what it has at start) and fixed
+ * otherwise. The packing keeps struct hpm_init_opts (and the ABI) as it was.
  */
 #define HPM_SOCKET_LIMIT_SHIFT	32
 #define HPM_SOCKET_MEM(reserve_mib, limit_mib) \
