@@ -6,6 +6,7 @@
  * anon, hugetlbfs; the guest: kmod), on the highest node with memory.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,20 +48,79 @@ static void opts_for(struct hpm_init_opts *o, char *name, const char *tag, int n
 	o->socket_mem[node] = HPM_SOCKET_MEM(reserve_mib, limit_mib);
 }
 
-/* kmod pool: /sys/class/hpmem/hpmem/nodeN/free_pages; -1 elsewhere. */
-static long pool_free(int node)
+/*
+ * The backend hpm_init() will take: what HPMEM_OPTS names, else the first
+ * of auto's order, kmod when its device is there. Pool counters are read
+ * only then: a host with hpmem.ko loaded may run the anon suite.
+ */
+static bool on_kmod(void)
+{
+	static int kmod = -1;
+	const char *env = getenv("HPMEM_OPTS");
+	struct hpm_init_opts o;
+
+	if (kmod >= 0)
+		return kmod;
+	hpm_init_opts_default(&o);
+	if (env && hpm_parse_string(&o, env))
+		kmod = 0;
+	else if (o.backend != HPM_BACKEND_AUTO)
+		kmod = o.backend == HPM_BACKEND_KMOD;
+	else
+		kmod = !access("/dev/hpmem", R_OK | W_OK);
+	return kmod;
+}
+
+/* kmod pool counter /sys/class/hpmem/hpmem/nodeN/@item; -1 elsewhere. */
+static long pool_get(int node, const char *item)
 {
 	char path[96];
 	long v = -1;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/sys/class/hpmem/hpmem/node%d/free_pages", node);
+	if (!on_kmod())
+		return -1;
+	snprintf(path, sizeof(path), "/sys/class/hpmem/hpmem/node%d/%s", node, item);
 	f = fopen(path, "re");
 	if (!f)
 		return -1;
 	if (fscanf(f, "%ld", &v) != 1)
 		v = -1;
 	fclose(f);
+	return v;
+}
+
+static long pool_free(int node)
+{
+	return pool_get(node, "free_pages");
+}
+
+/* Resize @node's kmod pool (root only): 0 or -errno. */
+static int pool_resize(int node, long total)
+{
+	char path[96], buf[32];
+	int fd, len, ret = 0;
+
+	snprintf(path, sizeof(path), "/sys/class/hpmem/hpmem/node%d/total_pages", node);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	len = snprintf(buf, sizeof(buf), "%ld\n", total);
+	if (write(fd, buf, (size_t)len) != len)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* Waits up to a second for the pool's free count (a region dies async). */
+static long pool_free_settled(int node, long want)
+{
+	long v = pool_free(node);
+
+	for (int tries = 0; v != want && tries < 100; tries++) {
+		usleep(10000);
+		v = pool_free(node);
+	}
 	return v;
 }
 
@@ -166,18 +226,78 @@ TEST(options)
 }
 
 /*
- * Start with nothing reserved, take 1 GiB (anon, kmod: scaled to the pool
- * when it is smaller) in mixed sizes on one node, give it all back.
+ * The test node's kmod pool, grown for a test that needs more than it has
+ * free, and put back to its size after the test, whatever the test did.
  */
-TEST(grow_on_node_and_give_back)
+FIXTURE(pool) {
+	int node;
+	long total0;	/* the pool's size before the test grew it, or -1 */
+};
+
+FIXTURE_SETUP(pool)
+{
+	self->node = test_node();
+	self->total0 = -1;
+}
+
+FIXTURE_TEARDOWN(pool)
+{
+	int ret = -EBUSY;
+
+	if (self->total0 < 0)
+		return;
+	/* A failed ASSERT left the region up: its pages go back with it. */
+	if (hpm_cfg)
+		hpm_cleanup();
+	for (int tries = 0; ret == -EBUSY && tries < 100; tries++) {
+		ret = pool_resize(self->node, self->total0);
+		if (ret == -EBUSY)
+			usleep(10000);
+	}
+	EXPECT_EQ(0, ret) TH_LOG("node %d's pool left at %ld pages, not %ld", self->node,
+				 pool_get(self->node, "total_pages"), self->total0);
+}
+
+/*
+ * kmod: grows the pool until @want pages are free (root only, within the
+ * node's RAM and max_pages). 0, or -errno with the pool as it was.
+ */
+static int pool_make_free(FIXTURE_DATA(pool) *self, long want)
+{
+	long total = pool_get(self->node, "total_pages"), free = pool_free(self->node);
+
+	if (total < 0 || free < 0)
+		return -ENODEV;
+	if (free >= want)
+		return 0;
+	self->total0 = total;
+	return pool_resize(self->node, total + want - free);
+}
+
+static double secs_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/*
+ * Start with nothing reserved, take 1 GiB in mixed sizes on one node, give
+ * it all back. kmod: the node's pool grows for it first; where it cannot
+ * (not root, too little RAM) and on hugetlbfs, the test scales down to
+ * what there is.
+ */
+TEST_F_TIMEOUT(pool, grow_on_node_and_give_back, 120)
 {
 	static const size_t sizes[] = { 64, 1000, 4096, 70000, 300000, MIB, 3 * MIB + 17 };
-	int node = test_node();
+	int node = self->node, ret;
 	uint64_t limit = 1024, per[HPM_MAX_NODES] = { 0 }, before[HPM_MAX_NODES] = { 0 };
 	size_t cap = 1 << 16, n = 0, total = 0;
 	long pool0 = pool_free(node);
 	struct hpm_malloc_socket_stats ms;
 	struct hpm_init_opts o;
+	struct timespec t0;
 	long long file0;
 	char name[HPM_NAME_SIZE];
 	unsigned int live0;
@@ -185,6 +305,15 @@ TEST(grow_on_node_and_give_back)
 	uint64_t p0;
 	void **ptrs;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* The config and memzone pages, and the heap's headers: 16 MiB. */
+	if (pool0 >= 0 && (uint64_t)pool0 * 2 < limit + 16) {
+		ret = pool_make_free(self, (long)(limit + 16) / 2);
+		if (ret)
+			TH_LOG("cannot grow node %d's pool to %llu free pages: %s",
+			       node, (unsigned long long)(limit + 16) / 2, strerror(-ret));
+		pool0 = pool_free(node);
+	}
 	if (pool0 >= 0 && (uint64_t)pool0 * 2 < limit + 16) {
 		limit = ((uint64_t)pool0 * 2 - 16) & ~1ULL;
 		TH_LOG("kmod pool of node %d has %ld pages: %llu MiB instead of 1 GiB", node,
@@ -257,10 +386,10 @@ TEST(grow_on_node_and_give_back)
 	free(ptrs);
 	EXPECT_EQ(0, hpm_cleanup());
 	/* The region went with its last user: the pool is whole again. */
-	for (int tries = 0; pool0 >= 0 && pool_free(node) != pool0 && tries < 100; tries++)
-		usleep(10000);
 	if (pool0 >= 0)
-		EXPECT_EQ(pool0, pool_free(node));
+		EXPECT_EQ(pool0, pool_free_settled(node, pool0));
+	TH_LOG("%llu MiB limit, %zu blocks on node %d: %.1f s", (unsigned long long)limit, n,
+	       node, secs_since(&t0));
 }
 
 /* --socket-limit exactly: what the heap holds never passes it; then ENOMEM. */
@@ -303,44 +432,87 @@ TEST(limit_is_exact)
 	EXPECT_EQ(0, hpm_cleanup());
 }
 
-/* Pages run out before the limit: NULL and ENOMEM, nothing kept. */
+/*
+ * Pages run out before the limit (hugetlbfs: the free hugepages; kmod: the
+ * node's pool): NULL and ENOMEM, the heap still sound and usable, and
+ * nothing kept once the blocks are freed, nor after cleanup.
+ */
 TEST(pages_run_out)
 {
 	int node = test_node();
 	struct hpm_init_opts o;
 	char name[HPM_NAME_SIZE];
-	long huge0, huge1;
-	uint64_t p0;
-	void *p[512];
+	long have0, have1, inuse0, inuse1;
+	uint64_t p0, limit;
+	void *p[1024], *small;
 	int n = 0;
 
-	huge0 = huge_free_mib();
-	if (huge0 < 0 || huge0 > 900)
-		SKIP(return, "needs a hugetlbfs run with under 900 MiB of free hugepages");
-	opts_for(&o, name, "out", node, 0, (uint64_t)huge0 + 64);
+	/* What the node can supply, in MiB: the limit is 64 MiB above. */
+	have0 = on_kmod() ? pool_free(node) : huge_free_mib();
+	if (on_kmod() && have0 >= 0)
+		have0 *= 2;
+	inuse0 = pool_get(node, "inuse_pages");
+	if (have0 < 0 || have0 > 900)
+		SKIP(return, "needs hugetlbfs or kmod with under 900 MiB free (%ld)", have0);
+	limit = (uint64_t)have0 + 64;
+	opts_for(&o, name, "out", node, 0, limit);
 	ASSERT_EQ(0, hpm_init(&o));
-	if (hpm_backend() != HPM_BACKEND_HUGETLBFS) {
+	if (hpm_backend() != HPM_BACKEND_HUGETLBFS && hpm_backend() != HPM_BACKEND_KMOD) {
 		EXPECT_EQ(0, hpm_cleanup());
-		SKIP(return, "hugetlbfs only: its free pages are what runs out");
+		SKIP(return, "hugetlbfs and kmod only: their free pages are what runs out");
 	}
 	p0 = present(node);
-	huge1 = huge_free_mib();
-	while (n < 512) {
+	/* After the config pages, in pages (kmod) or MiB (hugetlbfs). */
+	have1 = hpm_backend() == HPM_BACKEND_KMOD ? pool_free(node) : huge_free_mib();
+	inuse1 = pool_get(node, "inuse_pages");
+	while (n < 1024) {
 		p[n] = hpm_malloc_socket("dm", MIB, 0, node);
 		if (!p[n])
 			break;
 		n++;
 	}
-	ASSERT_LT(n, 512);
+	ASSERT_LT(n, 1024);
 	EXPECT_EQ(ENOMEM, hpm_errno);
-	EXPECT_LT(present(node), (uint64_t)(huge0 + 64) * MIB);
+	EXPECT_LT(present(node), limit * MIB);
+	/*
+	 * The pool ran out, not the limit. A grow asks for its block's pages
+	 * and an eighth of the heap as spare room in one go, and takes
+	 * nothing when the pool has less: fewer pages than that stay.
+	 */
+	if (hpm_backend() == HPM_BACKEND_KMOD) {
+		uint64_t want = (MIB + 320 + present(node) / 8 + 2 * MIB - 1) >> 21;
+
+		EXPECT_LT(pool_free(node), (long)want);
+		EXPECT_EQ(inuse1 + (long)((present(node) - p0) >> 21), pool_get(node, "inuse_pages"));
+	}
+	/* Out of pages, the heap is sound. */
+	EXPECT_EQ(0, hpm_malloc_validate());
 	while (n--)
 		hpm_free(p[n]);
 	EXPECT_EQ(0, hpm_malloc_validate());
 	EXPECT_EQ(p0, present(node));
-	EXPECT_EQ(huge1, huge_free_mib());
+	if (hpm_backend() == HPM_BACKEND_KMOD) {
+		EXPECT_EQ(have1, pool_free(node));
+		EXPECT_EQ(inuse1, pool_get(node, "inuse_pages"));
+	} else {
+		EXPECT_EQ(have1, huge_free_mib());
+	}
+	/* And serves again, growing where it needs to. */
+	small = hpm_malloc_socket("dm", 4096, 0, node);
+	EXPECT_NE(NULL, small);
+	p[0] = hpm_malloc_socket("dm", 8 * MIB, 0, node);
+	EXPECT_NE(NULL, p[0]);
+	hpm_free(p[0]);
+	hpm_free(small);
+	EXPECT_EQ(0, hpm_malloc_validate());
 	EXPECT_EQ(0, hpm_cleanup());
-	EXPECT_EQ(huge0, huge_free_mib());
+	/* The region went with its last user: the node has what it had. */
+	if (inuse0 >= 0) {
+		EXPECT_EQ(have0 / 2, pool_free_settled(node, have0 / 2));
+		EXPECT_EQ(inuse0, pool_get(node, "inuse_pages"));
+	} else {
+		EXPECT_EQ(have0, huge_free_mib());
+	}
 }
 
 /* A malloc/free loop across a page boundary does not grow and shrink each time. */
@@ -640,22 +812,30 @@ TEST_F_TIMEOUT(long_run, stress_two_processes, 180)
 	EXPECT_EQ(0, hpm_cleanup());
 }
 
-/* A process killed while it grows the heap leaves no page behind. */
+/*
+ * A process killed while it grows the heap leaves no page behind: the
+ * pages it backed are in the table (what the dead allocated stays theirs
+ * until cleanup) or back in the pool, and all of them after cleanup.
+ */
 TEST(sigkill_during_growth)
 {
 	int node = test_node(), status;
+	struct hpm_mem_socket_info in;
 	struct hpm_init_opts o;
 	char name[HPM_NAME_SIZE];
-	long long file0, p0;
-	long pool0;
+	long long file0, p0, grown;
+	long pool0, inuse0, start_free, start_inuse;
 	pid_t pid;
 	void *p;
 
+	start_free = pool_free(node);
+	start_inuse = pool_get(node, "inuse_pages");
 	opts_for(&o, name, "kill", node, 0, 64);
 	ASSERT_EQ(0, hpm_init(&o));
 	p0 = (long long)present(node);
 	file0 = backed();
 	pool0 = pool_free(node);
+	inuse0 = pool_get(node, "inuse_pages");
 	for (int round = 0; round < 5; round++) {
 		pid = fork();
 		ASSERT_LE(0, pid);
@@ -671,17 +851,32 @@ TEST(sigkill_during_growth)
 		kill(pid, SIGKILL);
 		ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	}
+	/* The children grew (and gave back): the kills came amid growth. */
+	ASSERT_EQ(0, hpm_mem_socket_info(node, &in));
+	grown = (long long)in.grown;
+	EXPECT_GT(grown, 0);
 	/* Growth by this process takes the dead one's lock over and repairs. */
 	p = hpm_malloc_socket("dm", 40 * MIB, 0, node);
 	ASSERT_NE(NULL, p);
 	hpm_free(p);
 	EXPECT_EQ(0, hpm_malloc_validate());
-	/* Whatever the dead allocated stays theirs until cleanup; nothing was leaked below. */
+	/* What is backed is what the table says: nothing was leaked below it. */
 	if (file0 >= 0)
 		EXPECT_EQ(file0 + (long long)present(node) - p0, backed());
-	if (pool0 >= 0)
-		EXPECT_EQ(pool0 - (long)(((long long)present(node) - p0) >> 21), pool_free(node));
+	if (pool0 >= 0) {
+		long pages = (long)(((long long)present(node) - p0) >> 21);
+
+		EXPECT_EQ(pool0 - pages, pool_free(node));
+		EXPECT_EQ(inuse0 + pages, pool_get(node, "inuse_pages"));
+	}
+	TH_LOG("%lld pages grown, %lld KiB left by the dead", grown,
+	       ((long long)present(node) - p0) >> 10);
 	EXPECT_EQ(0, hpm_cleanup());
+	/* The region went with its last user: the pool is whole again. */
+	if (start_free >= 0) {
+		EXPECT_EQ(start_free, pool_free_settled(node, start_free));
+		EXPECT_EQ(start_inuse, pool_get(node, "inuse_pages"));
+	}
 }
 
 /* --legacy-mem: everything up front, nothing grows, even with a limit. */

@@ -32,10 +32,12 @@ timeout=${HPMEM_VM_TIMEOUT:-900}
 prog_timeout=${HPMEM_VM_PROG_TIMEOUT:-300}
 # Seconds a boot may take to reach /init before it counts as hung.
 boot_wait=${HPMEM_VM_BOOT_WAIT:-300}
-# A cap above the guest's RAM, so that pool growth can also fail in the
-# page allocator (tested), not only at the cap.
-modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=1024}
-mem_per_node=${HPMEM_VM_NODE_MEM:-1G}
+# 2 GiB per node: the library's dynamic-memory test takes 1 GiB on node 1,
+# with room beside it for the kernel.
+mem_per_node=${HPMEM_VM_NODE_MEM:-2G}
+# A cap of the guest's RAM (in 2 MiB pages), so that pool growth can also
+# fail in the page allocator (tested), not only at the cap.
+modparams=${HPMEM_VM_MODPARAMS:-pages=64,64 max_pages=$(( ${mem_per_node%G} * 2 * 512 ))}
 # Appended to the guest kernel's command line (e.g. swiotlb=force).
 cmdline_extra=${HPMEM_VM_CMDLINE_EXTRA:-}
 # QEMU wants the nodes to add up to the RAM size exactly.
