@@ -407,18 +407,21 @@ int hpm_dyn_grow(struct hpm_heap *h, size_t size, size_t align, size_t bound,
 	grow_lock(c, dn, node);
 	hpm_mem_event_sync();
 	i = want > k ? find_holes(c, dn, want) : -1;
+	ret = -ENOMEM;
+	/* The spare is a wish: with fewer pages left, the request alone still gets them. */
 	if (i >= 0)
+		ret = back_pages(c, node, (uint32_t)i, want, pa, flags & HPM_HEAP_F_CONTIG);
+	if (ret == 0) {
 		k = want;
-	else
+	} else {
 		i = find_holes(c, dn, k);
-	if (i < 0) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = back_pages(c, node, (uint32_t)i, k, pa, flags & HPM_HEAP_F_CONTIG);
-	if (ret) {
-		ret = -ENOMEM;
-		goto out;
+		if (i < 0)
+			goto out;
+		ret = back_pages(c, node, (uint32_t)i, k, pa, flags & HPM_HEAP_F_CONTIG);
+		if (ret) {
+			ret = -ENOMEM;
+			goto out;
+		}
 	}
 	set_present(c, (uint32_t)i, k, pa);
 	atomic_fetch_add_explicit(&dn->present, (uint64_t)k << c->page_shift,
@@ -473,7 +476,8 @@ static int trim_range(struct hpm_config *c, struct hpm_heap *h, struct hpm_dyn_n
 		uint64_t spare, other, alloc, free_b;
 
 		hpm_heap_bytes(h, &alloc, &free_b);
-		spare = dyn_spare(c, alloc);
+		/* An emptied heap keeps nothing: its node's pages all go back. */
+		spare = alloc ? dyn_spare(c, alloc) : 0;
 		other = free_b > (uint64_t)(b - a) ? free_b - (b - a) : 0;
 
 		if (other < spare)

@@ -23,7 +23,7 @@ case "${1:-}" in
 esac
 
 prog_timeout=${HPMEM_PROG_TIMEOUT:-600}
-huge_pages=${HPMEM_HUGE_PAGES:-256}
+huge_pages=${HPMEM_HUGE_PAGES:-600}
 logdir=$B/test-logs
 mkdir -p "$logdir"
 npass=0
