@@ -494,7 +494,9 @@ static const char *check_view(const char *view, const struct jv *doc, const stru
 			return "no heap";
 		for (int i = 0; i < arr->n; i++) {
 			e = &arr->v[i];
-			if (jnum(e, "total") == 0 || jnum(e, "free") > jnum(e, "total") ||
+			/* A dynamic region's heap may be empty yet able to grow. */
+			if ((jnum(e, "total") == 0 && jnum(e, "limit") == 0) ||
+			    jnum(e, "free") > jnum(e, "total") ||
 			    jnum(e, "largest_free") > jnum(e, "free") ||
 			    jnum(e, "alloc_count") == UINT64_MAX ||
 			    jnum(e, "socket") >= HPM_MAX_NODES)
@@ -550,7 +552,9 @@ static const char *check_view(const char *view, const struct jv *doc, const stru
 	} else if (!strcmp(view, "memsegs")) {
 		for (int i = 0; i < arr->n; i++)
 			sum += jnum(&arr->v[i], "len");
-		if (arr->n < 1 || sum != x->region_size)
+		/* A dynamic region's holes are in no run. */
+		if (arr->n < 1 || sum > x->region_size ||
+		    (sum != x->region_size && !(hpm_cfg->flags & HPM_CFG_F_DYNAMIC)))
 			return "memseg runs do not cover the region";
 	} else if (!strcmp(view, "threads")) {
 		if ((unsigned int)arr->n != x->slots)

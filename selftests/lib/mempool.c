@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <hpmem/init.h>
+#include <hpmem/mem_event.h>
 #include <hpmem/memseg.h>
 #include <hpmem/memzone.h>
 #include <hpmem/mempool.h>
@@ -444,8 +445,14 @@ TEST_F(mp, spans_memzones)
 	struct iter_state st = { .align = HPM_CACHE_LINE_SIZE };
 	struct hpm_mempool *mp;
 	unsigned int nz = 0, i, chunks = 0;
+	struct hpm_mem_socket_info in;
 	char n[32];
 
+	for (int s = 0; s < HPM_MAX_NODES; s++) {
+		ASSERT_EQ(0, hpm_mem_socket_info(s, &in));
+		if (in.limit > in.reserved)
+			SKIP(return, "dynamic memory: a freed zone's pages go back, no holes stay");
+	}
 	for (i = 0; i < 64; i++) {
 		snprintf(n, sizeof(n), "frag%u", i);
 		z[i] = hpm_memzone_reserve(n, 2u << 20, HPM_SOCKET_ANY, 0);
