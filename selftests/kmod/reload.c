@@ -141,7 +141,21 @@ TEST_F_TIMEOUT(reload, load_use_unload_cycles, 240)
 		EXPECT_NE(0, access("/sys/module/hpmem", F_OK));
 		cycles++;
 	}
-	memfree(after);
+	/*
+	 * A leak stays; the kernel's own allocations meanwhile (slab, page
+	 * tables of other tasks, deferred work) come and go: give a low
+	 * reading a few seconds to recover before it counts.
+	 */
+	for (int tries = 0; tries < 10; tries++) {
+		bool low = false;
+
+		memfree(after);
+		for (int n = 0; n < MAX_NODES; n++)
+			low |= before[n] >= 0 && after[n] * 100 < before[n] * 99;
+		if (!low)
+			break;
+		sleep(1);
+	}
 	printf("# %d load/use/unload cycles\n", cycles);
 	for (int n = 0; n < MAX_NODES; n++) {
 		if (before[n] < 0)
