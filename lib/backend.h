@@ -116,6 +116,7 @@ struct hpm_be {
 	 */
 	bool sparse;
 	bool limit_default;		/* no --socket-limit: the supply decides */
+	uint64_t max_size;		/* the most one region may span; 0: no cap */
 	int cfg_node;
 	uint64_t cfg_bytes;
 	uint64_t limit[HPM_MAX_NODES];		/* asked, before rounding */

@@ -58,6 +58,12 @@ static uint64_t huge_supply(struct hpm_be *be, int node)
 		 "/sys/devices/system/node/node%d/hugepages/hugepages-%llukB/nr_hugepages",
 		 node, (unsigned long long)(be->page_sz >> 10));
 	f = fopen(path, "re");
+	/* A kernel without NUMA has no node directories: it is all node 0. */
+	if (!f && node == 0 && access("/sys/devices/system/node", F_OK)) {
+		snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/nr_hugepages",
+			 (unsigned long long)(be->page_sz >> 10));
+		f = fopen(path, "re");
+	}
 	if (!f)
 		return 0;
 	if (fscanf(f, "%ld", &n) != 1 || n < 0)

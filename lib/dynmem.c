@@ -23,26 +23,48 @@
 /* This process's handle on the region (init.c's), for grow and release. */
 static struct hpm_be *dyn_be;
 
-int hpm_dyn_plan(struct hpm_be *be)
+/*
+ * No --socket-limit: each node may grow to what it can supply at start
+ * (pages an administrator adds later need a restart, or a limit), but not
+ * past DPDK's default reservation per socket and page size, and all nodes
+ * together within what one region of the backend may span (be->max_size,
+ * less room for the config pages), shared out in proportion.
+ */
+static void default_limits(struct hpm_be *be)
 {
-	uint64_t psz = be->page_sz, pages = 0, cfg_pages = 1, off;
-	int first = -1;
+	uint64_t sum = 0, floors = 0, room;
 
-	/*
-	 * No --socket-limit: each node may grow to what it can supply at start
-	 * (pages an administrator adds later need a restart, or a limit), but
-	 * not past DPDK's default reservation per socket and page size.
-	 */
-	for (int n = 0; be->limit_default && n < HPM_MAX_NODES; n++) {
+	for (int n = 0; n < HPM_MAX_NODES; n++) {
 		uint64_t s = be->ops->supply(be, n);
 
 		be->limit[n] = s < HPM_DYN_DEFAULT_LIMIT ? s : HPM_DYN_DEFAULT_LIMIT;
+		if (be->limit[n] < be->floor[n])
+			be->limit[n] = be->floor[n];
+		sum += be->limit[n];
+		floors += be->floor[n];
+	}
+	room = be->max_size > 64 * be->page_sz ? be->max_size - 64 * be->page_sz : 0;
+	for (int n = 0; be->max_size && sum > room && room > floors && n < HPM_MAX_NODES; n++) {
+		unsigned __int128 g = (unsigned __int128)(be->limit[n] - be->floor[n]) *
+				      (room - floors) / (sum - floors);
+
+		be->limit[n] = be->floor[n] + ((uint64_t)g & ~(be->page_sz - 1));
+	}
+	for (int n = 0; n < HPM_MAX_NODES; n++)
 		if (be->limit[n] > be->floor[n])
 			hpm_log(HPM_LOG_INFO, "%s: dynamic memory: node %d may grow to %llu MiB "
 				"(what it has; --socket-limit sets it, --legacy-mem keeps "
 				"--socket-mem fixed)", be->ops->name, n,
 				(unsigned long long)(be->limit[n] >> 20));
-	}
+}
+
+int hpm_dyn_plan(struct hpm_be *be)
+{
+	uint64_t psz = be->page_sz, pages = 0, cfg_pages = 1, off;
+	int first = -1;
+
+	if (be->limit_default)
+		default_limits(be);
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
 		uint64_t lim = be->limit[n] > be->floor[n] ? be->limit[n] : be->floor[n];
 
@@ -65,13 +87,17 @@ int hpm_dyn_plan(struct hpm_be *be)
 			break;
 		cfg_pages = need;
 	}
+	/* The config's pages go with a reserve, where pages were asked for. */
 	be->cfg_node = first;
+	for (int n = HPM_MAX_NODES - 1; n >= 0; n--)
+		if (be->floor[n])
+			be->cfg_node = n;
 	be->cfg_bytes = cfg_pages * psz;
 	off = be->cfg_bytes;
 	for (int n = 0; n < HPM_MAX_NODES; n++) {
 		be->slice_off[n] = off;
 		off += be->slice_len[n];
-		be->node_bytes[n] = be->floor[n] + (n == first ? be->cfg_bytes : 0);
+		be->node_bytes[n] = be->floor[n] + (n == be->cfg_node ? be->cfg_bytes : 0);
 	}
 	be->size = off;
 	return 0;

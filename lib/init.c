@@ -566,13 +566,14 @@ static bool dyn_wanted(const struct hpm_init_opts *o)
  * page grown later is as good as one taken at start. With physical
  * addresses as IOVAs it is not: pages taken one at a time are rarely
  * physically next to each other, so an IOVA-contiguous memzone that fits
- * today could fail; those regions keep --socket-mem fixed unless a limit
- * is asked. The anon backend has no page supply to size a limit by (and
- * DPDK's --no-huge is fixed too).
+ * today could fail; those regions (and --iova-mode pa) keep --socket-mem
+ * fixed unless a limit is asked. The anon backend has no page supply to
+ * size a limit by (and DPDK's --no-huge is fixed too).
  */
 static bool dyn_by_default(const struct hpm_be *be, const struct hpm_init_opts *o)
 {
-	if (o->flags & HPM_INIT_F_LEGACY_MEM || !be->ops->grow || !be->ops->supply)
+	if (o->flags & HPM_INIT_F_LEGACY_MEM || !be->ops->grow || !be->ops->supply ||
+	    o->iova_mode == HPM_IOVA_PA)
 		return false;
 	return hpm_iommu_dma_model(HPM_SYSFS_ROOT) == HPM_DMA_TRANSLATED;
 }

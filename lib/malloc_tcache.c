@@ -448,16 +448,28 @@ static __hpm_always_inline void *heap_try(struct hpm_heap *tbl, uint32_t mask, i
 	return p;
 }
 
-/* Nothing anywhere allowed: grow the first node's heap, then retry once. */
+/*
+ * Nothing anywhere allowed: grow the first node's heap, then retry. The
+ * grow lock is dropped before the heap is searched again, so another
+ * thread or process may take the new room first, or its free of the
+ * heap's last block may give the fresh pages straight back: grow again,
+ * a few times, before calling it ENOMEM (a full slice stops the loop).
+ */
 static __hpm_cold __attribute__((noinline)) void *
 heap_alloc_grow(struct hpm_heap *tbl, uint32_t mask, int first, int socket,
 		size_t size, size_t need, size_t align, size_t bound,
 		unsigned int flags)
 {
-	if (first < 0 || first >= HPM_MAX_NODES ||
-	    hpm_heap_grow(&tbl[first], size, align, bound, flags))
+	void *p = NULL;
+
+	if (first < 0 || first >= HPM_MAX_NODES)
 		return NULL;
-	return heap_try(tbl, mask, first, socket, size, need, align, bound, flags);
+	for (int tries = 0; !p && tries < 4; tries++) {
+		if (hpm_heap_grow(&tbl[first], size, align, bound, flags))
+			return NULL;
+		p = heap_try(tbl, mask, first, socket, size, need, align, bound, flags);
+	}
+	return p;
 }
 
 /* External heap @socket: that heap alone, no cache, no growth. */

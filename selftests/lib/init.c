@@ -280,6 +280,7 @@ static int first_seg(const struct hpm_memseg *ms, void *arg)
 TEST(init_defaults_region_name)
 {
 	/* NULL opts: region "hpmem", 64 MiB on node 0, plus HPMEM_OPTS. */
+	const struct hpm_memseg *ms = NULL;
 	size_t total = 0;
 	int ret = hpm_init(NULL);
 
@@ -289,11 +290,14 @@ TEST(init_defaults_region_name)
 		SKIP(return, "no 64 MiB free on node 0 for the default region");
 	ASSERT_EQ(0, ret);
 	ASSERT_EQ(0, hpm_memseg_walk(sum_len, &total));
+	ASSERT_EQ(1, hpm_memseg_walk(first_seg, &ms));
 	/* A --socket-limit in HPMEM_OPTS asks for no reserve at all. */
 	if (!dynamic()) {
 		EXPECT_LE(64u << 20, total);
 	} else if (!getenv(HPM_OPTS_ENV) || !strstr(getenv(HPM_OPTS_ENV), "--socket-limit")) {
-		EXPECT_EQ(64u << 20, node0_reserved());
+		EXPECT_EQ(HPM_ALIGN_UP_(64u << 20, ms->page_sz), node0_reserved());
+	} else {
+		EXPECT_EQ(0, node0_reserved());
 	}
 	EXPECT_EQ(0, hpm_cleanup());
 }
