@@ -947,6 +947,19 @@ static uint64_t big_supply(struct hpm_be *be, int node)
 	return node < HPM_MAX_NODES ? 100ULL << 30 : 0;
 }
 
+static void plan_big(struct hpm_be *be, uint64_t max_size)
+{
+	static const struct hpm_be_ops ops = { .name = "fake", .supply = big_supply };
+
+	memset(be, 0, sizeof(*be));
+	be->ops = &ops;
+	be->page_sz = 2 * MIB;
+	be->page_shift = 21;
+	be->limit_default = true;
+	be->floor[1] = 64 * MIB;
+	be->max_size = max_size;
+}
+
 /*
  * Default limits: each node at most 64 GiB, and all of them together
  * within what one region may span (kmod: HPMEM_REGION_MAX_PAGES), or
@@ -954,33 +967,21 @@ static uint64_t big_supply(struct hpm_be *be, int node)
  */
 TEST(default_limits_fit_a_region)
 {
-	static const struct hpm_be_ops ops = { .name = "fake", .supply = big_supply };
 	struct hpm_be be;
 
-	memset(&be, 0, sizeof(be));
-	be.ops = &ops;
-	be.page_sz = 2 * MIB;
-	be.page_shift = 21;
-	be.limit_default = true;
-	be.floor[1] = 64 * MIB;
+	plan_big(&be, 0);
 	ASSERT_EQ(0, hpm_dyn_plan(&be));
 	/* No cap: 64 GiB a node, the config with the reserve on node 1. */
 	EXPECT_EQ(64ULL << 30, be.slice_len[0]);
-	EXPECT_EQ(64ULL << 30, be.slice_len[7]);
+	EXPECT_EQ(64ULL << 30, be.slice_len[HPM_MAX_NODES - 1]);
 	EXPECT_EQ(1, be.cfg_node);
-	memset(&be, 0, sizeof(be));
-	be.ops = &ops;
-	be.page_sz = 2 * MIB;
-	be.page_shift = 21;
-	be.limit_default = true;
-	be.floor[1] = 64 * MIB;
-	be.max_size = 256ULL << 30;
+	plan_big(&be, 256ULL << 30);
 	ASSERT_EQ(0, hpm_dyn_plan(&be));
 	EXPECT_LE(be.size, be.max_size);
 	EXPECT_GT(be.size, 200ULL << 30);
 	EXPECT_EQ(64 * MIB, be.floor[1]);
 	EXPECT_LE(be.floor[1], be.slice_len[1]);
-	for (int n = 0; n < 8; n++)
+	for (int n = 0; n < HPM_MAX_NODES; n++)
 		EXPECT_EQ(0, be.slice_len[n] % be.page_sz);
 }
 
