@@ -193,6 +193,21 @@ static int check_heap(const struct hpm_config *c, int n)
 	return 0;
 }
 
+bool hpm_config_range_present(const struct hpm_config *c, uintptr_t at, size_t len)
+{
+	uintptr_t end = at + len;
+
+	if (!(c->flags & HPM_CFG_F_DYNAMIC))
+		return true;
+	if (len == 0 || end < at || at < c->base || end > c->base + c->size)
+		return false;
+	for (uintptr_t i = (at - c->base) >> c->page_shift;
+	     i <= (end - 1 - c->base) >> c->page_shift; i++)
+		if (__atomic_load_n(&c->memsegs[i].flags, __ATOMIC_ACQUIRE) & HPM_MEMSEG_F_HOLE)
+			return false;
+	return true;
+}
+
 int hpm_config_check_tables(const struct hpm_config *c)
 {
 	/* Mapped at c->base in this process: the view is the identity. */

@@ -151,5 +151,11 @@ struct hpm_view;
  * read through @v (inspect.c: the region mapped elsewhere, read-only).
  */
 int hpm_config_check_tables_view(const struct hpm_config *c, const struct hpm_view *v);
+/*
+ * [@at, @at + @len) of memsegs-checked @c lies on pages that are there:
+ * always in a fixed region; a dynamic region's holes raise SIGBUS (kmod)
+ * or read as zero pages that a later grow replaces (files).
+ */
+bool hpm_config_range_present(const struct hpm_config *c, uintptr_t at, size_t len);
 
 #endif /* HPM_CONFIG_H */

@@ -137,12 +137,17 @@ int hpm_memzone_table_check(const struct hpm_config *c, const struct hpm_view *v
 {
 	uintptr_t at = (uintptr_t)c->memzone_tbl;
 	uintptr_t lo = c->base + c->cfg_len, hi = c->base + c->size;
-	const struct mz_table *t = hpm_view_at(v, at, sizeof(*t), 8);
+	const struct mz_table *t;
 	uintptr_t ents, bkts, end;
 	uint64_t nb = 2;
 
-	/* The header fits before the region's end (the pointer is inside). */
-	if (!t || at + sizeof(*t) > hi) {
+	/*
+	 * The header fits before the region's end (the pointer is inside),
+	 * on pages a dynamic region has: a hole would raise SIGBUS here.
+	 */
+	if (at + sizeof(struct mz_table) > hi ||
+	    !hpm_config_range_present(c, at, sizeof(struct mz_table)) ||
+	    !(t = hpm_view_at(v, at, sizeof(*t), 8))) {
 		hpm_log(HPM_LOG_ERR, "shared config: bad memzone_tbl (%p), refusing the region",
 			c->memzone_tbl);
 		return -EPROTO;
@@ -160,7 +165,7 @@ int hpm_memzone_table_check(const struct hpm_config *c, const struct hpm_view *v
 	if (t->magic != MZ_TBL_MAGIC || t->version != MZ_TBL_VERSION ||
 	    t->max != c->max_memzones || t->mask != nb - 1 ||
 	    (uintptr_t)t->entries != ents || (uintptr_t)t->buckets != bkts ||
-	    at < lo || end > hi) {
+	    at < lo || end > hi || !hpm_config_range_present(c, at, end - at)) {
 		hpm_log(HPM_LOG_ERR, "shared config: bad memzone table at %p (magic 0x%x, "
 			"version %u, %u zones, mask 0x%x), refusing the region", c->memzone_tbl,
 			t->magic, t->version, t->max, t->mask);

@@ -242,6 +242,23 @@ TEST(each_field_refused)
 						      k->what, status);
 		EXPECT_EQ(k->expect, WEXITSTATUS(status)) TH_LOG("%s", k->what);
 	}
+	/*
+	 * Dynamic memory: a table pointer into a hole, inside the region and
+	 * past the config, is refused before it is read (kmod: SIGBUS).
+	 */
+	for (uint64_t i = 0; (c->flags & HPM_CFG_F_DYNAMIC) && i <= last; i++) {
+		struct poke hole = POKE(c->memzone_tbl, (char *)c->memsegs[i].addr + 64);
+
+		if (!(c->memsegs[i].flags & HPM_MEMSEG_F_HOLE))
+			continue;
+		poke(&hole, save[0]);
+		status = attempt(&a, false);
+		unpoke(&hole, save[0]);
+		EXPECT_TRUE(WIFEXITED(status)) TH_LOG("memzone_tbl in a hole: secondary died "
+						      "(status 0x%x)", status);
+		EXPECT_EQ(EPROTO, WEXITSTATUS(status));
+		break;
+	}
 	/* Everything restored: attaching works again. */
 	status = attempt(&a, false);
 	EXPECT_TRUE(WIFEXITED(status));
