@@ -567,6 +567,14 @@ void hpm_dyn_trim(struct hpm_heap *h, void *va, size_t len, void *arg)
 		return;
 	}
 	dn = &c->dyn.node[h->socket];
+	/*
+	 * Wholly below the floor's end (the config pages, or --socket-mem that
+	 * stays): nothing to give back, so no lock to take. A heap working
+	 * inside its reserve frees next to its free tail all the time.
+	 */
+	if (!trim_missed && (((uintptr_t)va + len) & ~(uintptr_t)(c->page_sz - 1)) <=
+			    c->base + dn->slice_off + dn->floor)
+		return;
 	in_dyn = true;
 	trim_missed = false;
 	grow_lock(c, dn, h->socket);
