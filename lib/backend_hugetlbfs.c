@@ -31,45 +31,45 @@ static uint64_t mount_page_size(const char *dir)
 	return (uint64_t)sfs.f_bsize;
 }
 
-static long free_pages(uint64_t page_sz)
+/* A hugepage counter of sysfs, or -1 when there is none. */
+static long read_count(const char *path)
 {
-	char path[96];
 	long n = -1;
-	FILE *f;
+	FILE *f = fopen(path, "re");
 
-	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
-		 (unsigned long long)(page_sz >> 10));
-	f = fopen(path, "re");
 	if (!f)
 		return -1;
-	if (fscanf(f, "%ld", &n) != 1)
+	if (fscanf(f, "%ld", &n) != 1 || n < 0)
 		n = -1;
 	fclose(f);
 	return n;
 }
 
+static long free_pages(uint64_t page_sz)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+		 (unsigned long long)(page_sz >> 10));
+	return read_count(path);
+}
+
 static uint64_t huge_supply(struct hpm_be *be, int node)
 {
 	char path[128];
-	long n = 0;
-	FILE *f;
+	long n;
 
 	snprintf(path, sizeof(path),
 		 "/sys/devices/system/node/node%d/hugepages/hugepages-%llukB/nr_hugepages",
 		 node, (unsigned long long)(be->page_sz >> 10));
-	f = fopen(path, "re");
+	n = read_count(path);
 	/* A kernel without NUMA has no node directories: it is all node 0. */
-	if (!f && node == 0 && access("/sys/devices/system/node", F_OK)) {
+	if (n < 0 && node == 0 && access("/sys/devices/system/node", F_OK)) {
 		snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/nr_hugepages",
 			 (unsigned long long)(be->page_sz >> 10));
-		f = fopen(path, "re");
+		n = read_count(path);
 	}
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld", &n) != 1 || n < 0)
-		n = 0;
-	fclose(f);
-	return (uint64_t)n * be->page_sz;
+	return n < 0 ? 0 : (uint64_t)n * be->page_sz;
 }
 
 static uint64_t pages_needed(const uint64_t bytes[HPM_MAX_NODES], uint64_t page_sz)

@@ -258,20 +258,20 @@ static int kmod_create(struct hpm_be *be, const uint64_t bytes[HPM_MAX_NODES])
 	if (ret)
 		goto fail;
 	snprintf(rc.name, sizeof(rc.name), "%s", be->name);
-	if (be->sparse && !(ki.features & HPMEM_FEAT_SPARSE) && be->limit_default) {
-		/* Dynamic only by default: an older module keeps it fixed. */
-		hpm_log(HPM_LOG_INFO, "kmod: this hpmem.ko has no sparse regions: "
-			"--socket-mem stays fixed");
-		be->sparse = false;
-	}
-	if (be->sparse) {
-		if (!(ki.features & HPMEM_FEAT_SPARSE)) {
+	if (be->sparse && !(ki.features & HPMEM_FEAT_SPARSE)) {
+		if (!be->limit_default) {
 			hpm_log(HPM_LOG_ERR, "kmod: this hpmem.ko has no sparse regions: "
 				"dynamic memory (--socket-limit) needs a newer module, or use "
 				"--legacy-mem");
 			ret = -ENOTSUP;
 			goto fail;
 		}
+		/* Dynamic only by default: an older module keeps it fixed. */
+		hpm_log(HPM_LOG_INFO, "kmod: this hpmem.ko has no sparse regions: "
+			"--socket-mem stays fixed");
+		be->sparse = false;
+	}
+	if (be->sparse) {
 		be->max_size = (uint64_t)HPMEM_REGION_MAX_PAGES << HPMEM_PAGE_SHIFT;
 		ret = hpm_dyn_plan(be);
 		if (ret)
